@@ -1,0 +1,1 @@
+"""Access: console users, roles, password hashing and login sessions."""

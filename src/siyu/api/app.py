@@ -1,0 +1,20 @@
+"""Builds the FastAPI application (API + console) around one composed Siyu."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from siyu import __version__
+from siyu.api.deps import SiyuDep
+from siyu.bootstrap import Siyu
+
+
+def create_app(siyu: Siyu) -> FastAPI:
+    app = FastAPI(title="siyu", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.siyu = siyu
+
+    @app.get("/api/health", tags=["system"])
+    def health(siyu: SiyuDep) -> dict[str, str]:
+        return {"status": "ok", "version": __version__, "now": siyu.clock.now().isoformat()}
+
+    return app

@@ -1,0 +1,1 @@
+"""Audit log: who did what to which record, written in the same transaction as the change."""

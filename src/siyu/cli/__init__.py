@@ -1,0 +1,1 @@
+"""The `siyu` command line: a thin adapter over the domain services (one module per domain)."""

@@ -1,0 +1,42 @@
+"""Entry point: `siyu [--data-dir DIR] COMMAND …`. Each domain module adds its commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from siyu.cli.context import CliState
+
+app = typer.Typer(
+    name="siyu",
+    help="siyu (私域): private-domain operations for retail and consumer brands.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Embedded storage folder (default ./siyu-data).", envvar="SIYU_DATA_DIR"),
+    ] = None,
+) -> None:
+    state = CliState(data_dir=data_dir)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
+
+
+def _register_commands() -> None:
+    # Each adapter module attaches its commands to `app`; order is the help order.
+    from siyu.cli import system
+
+    system.register(app)
+
+
+def main() -> None:
+    _register_commands()
+    app()

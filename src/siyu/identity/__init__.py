@@ -1,0 +1,1 @@
+"""Identity (OneID): members, the identity values that point at them, phone normalisation and merges."""

@@ -1,0 +1,1 @@
+"""Orders: paid and refunded order lines from POS, mini-program and marketplaces."""

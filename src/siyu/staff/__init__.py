@@ -1,0 +1,1 @@
+"""Staff: regions, stores and the guides (导购/BA) who own customers."""

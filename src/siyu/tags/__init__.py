@@ -1,0 +1,1 @@
+"""Tags: tag groups (exclusive or multi-valued), tags and which member carries which tag."""

@@ -1,0 +1,72 @@
+"""The warehouse tables, one definition for every engine.
+
+Instants are stored as naive UTC timestamps (portable across DuckDB and ClickHouse); the business
+date of an order (`paid_date`) is computed in the business time zone when it is synced, so
+reports never convert time zones in SQL.
+"""
+
+from __future__ import annotations
+
+WAREHOUSE_TABLES: dict[str, str] = {
+    # One row per member that has not been merged away.
+    "members": """
+        member_id BIGINT PRIMARY KEY,
+        gender VARCHAR,
+        birthday DATE,
+        registered_at TIMESTAMP,
+        store_code VARCHAR,
+        channel VARCHAR,
+        name VARCHAR,
+        updated_at TIMESTAMP
+    """,
+    # One row per order line, as imported; member_id follows merges.
+    "order_lines": """
+        line_key VARCHAR PRIMARY KEY,
+        order_id VARCHAR NOT NULL,
+        line_no INTEGER NOT NULL,
+        member_id BIGINT NOT NULL,
+        store_code VARCHAR,
+        channel VARCHAR,
+        paid_at TIMESTAMP NOT NULL,
+        paid_date DATE NOT NULL,
+        amount DECIMAL(14, 2) NOT NULL,
+        status VARCHAR NOT NULL,
+        category VARCHAR,
+        sku VARCHAR
+    """,
+    # Behavioural events; properties as JSON text.
+    "events": """
+        event_id VARCHAR PRIMARY KEY,
+        member_id BIGINT,
+        type VARCHAR NOT NULL,
+        occurred_at TIMESTAMP NOT NULL,
+        properties VARCHAR
+    """,
+    # Current tags, written `group:name`.
+    "member_tags": """
+        member_id BIGINT NOT NULL,
+        tag VARCHAR NOT NULL,
+        PRIMARY KEY (member_id, tag)
+    """,
+    # Where each incremental sync stopped (operational-store id watermark).
+    "sync_state": """
+        name VARCHAR PRIMARY KEY,
+        watermark BIGINT NOT NULL
+    """,
+}
+
+# Order-level view (DESIGN §4.4/§4.5): one row per order; refunded if any line is refunded.
+ORDERS_VIEW = """
+CREATE OR REPLACE VIEW orders AS
+SELECT
+    order_id,
+    any_value(member_id) AS member_id,
+    min(paid_at) AS paid_at,
+    min(paid_date) AS paid_date,
+    sum(amount) AS amount,
+    bool_or(status = 'refunded') AS refunded,
+    any_value(store_code) AS store_code,
+    any_value(channel) AS channel
+FROM order_lines
+GROUP BY order_id
+"""
