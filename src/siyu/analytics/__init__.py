@@ -1,0 +1,1 @@
+"""Analytics: lifecycle, RFM, retention and repurchase reports over the warehouse."""

@@ -1,0 +1,1 @@
+"""Channels: adapters that deliver messages (sandbox, WeCom, SMS, email, webhook)."""

@@ -1,0 +1,1 @@
+"""Delivery: policy (consent, caps, quiet hours), the outbox and the channels behind it."""

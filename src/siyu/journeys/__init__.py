@@ -1,0 +1,1 @@
+"""Journeys and SOPs: definitions, enrollments, durable timers and the step engine."""

@@ -1,0 +1,1 @@
+"""Loyalty and offers: coupons and redemptions, the points ledger, tiers and stamp cards."""

@@ -1,0 +1,1 @@
+"""Profiles: computed traits per member (RFM, lifecycle, favourite category/store, KOC score)."""
