@@ -19,6 +19,8 @@ MODEL_MODULES = (
     "siyu.audit.models",
     "siyu.ingest.models",
     "siyu.access.models",
+    "siyu.journeys.models",
+    "siyu.delivery.models",
 )
 
 

@@ -1,0 +1,17 @@
+"""Error codes of the delivery domain."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DeliveryErrorCode(StrEnum):
+    UNKNOWN_CHANNEL = "unknown_channel"
+    INVALID_POLICY = "invalid_policy"
+
+
+class DeliveryError(Exception):
+    def __init__(self, code: DeliveryErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,77 @@
+"""The outbox: messages enqueued inside the caller's transaction (never commits).
+
+A journey step writes its message here in the same transaction that records the step, so a
+crash either keeps both or neither. The idempotency key is UNIQUE: a replay cannot enqueue twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from siyu.delivery import sources
+from siyu.delivery.models import OutboxMessage, OutboxStatus
+
+# Which identity type carries a member's address on each channel.
+ADDRESS_IDENTITY = {"sms": "phone", "email": "email", "sandbox": None, "webhook": None}
+
+
+def enqueue(
+    *,
+    db_session: Session,
+    now: datetime,
+    idempotency_key: str,
+    channel: str,
+    member_id: int | None,
+    body: str,
+    subject: str = "",
+    recipient: str | None = None,
+    payload: dict[str, object] | None = None,
+    source: str = "",
+) -> OutboxMessage:
+    """Add a message to the outbox; the dispatcher applies policy before anything leaves."""
+    if recipient is None and member_id is not None:
+        recipient = member_address(db_session=db_session, member_id=member_id, channel=channel)
+    message = OutboxMessage(
+        idempotency_key=idempotency_key,
+        member_id=member_id,
+        channel=channel,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        payload=payload or {},
+        content_hash=content_hash(channel=channel, subject=subject, body=body),
+        source=source,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        not_before=now,
+        created_at=now,
+    )
+    db_session.add(message)
+    return message
+
+
+def content_hash(*, channel: str, subject: str, body: str) -> str:
+    return hashlib.sha256(f"{channel}\x1f{subject}\x1f{body}".encode()).hexdigest()
+
+
+def member_address(*, db_session: Session, member_id: int, channel: str) -> str | None:
+    """The member's address on a channel (sandbox: the member id itself)."""
+    identity_type = ADDRESS_IDENTITY.get(channel)
+    if channel == "sandbox":
+        return f"member:{member_id}"
+    if identity_type is None:
+        return None
+    row = db_session.execute(
+        select(sources.identities.c.value)
+        .where(
+            sources.identities.c.member_id == member_id,
+            sources.identities.c.type == identity_type,
+            sources.identities.c.polluted.is_(False),
+        )
+        .limit(1)
+    ).first()
+    return None if row is None else str(row[0])

@@ -1,0 +1,166 @@
+"""Use cases of delivery: consent, policy rows, provider receipts, and reading the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from siyu.audit import service as audit_service
+from siyu.delivery import sources
+from siyu.delivery.errors import DeliveryError, DeliveryErrorCode
+from siyu.delivery.models import Consent, FrequencyCap, OutboxMessage, QuietHours, QuietRule
+
+
+@dataclass(frozen=True)
+class OutboxRead:
+    id: int
+    idempotency_key: str
+    member_id: int | None
+    channel: str
+    recipient: str | None
+    subject: str
+    body: str
+    status: str
+    reason: str | None
+    attempts: int
+    created_at: datetime
+    sent_at: datetime | None
+
+
+def record_consent(
+    *,
+    db_session: Session,
+    now: datetime,
+    member_id: int,
+    channel: str,
+    granted: bool,
+    source: str,
+    actor: str = "system",
+) -> None:
+    """Record a grant or a withdrawal (unsubscribe); the newest row per channel is in force."""
+    db_session.add(
+        Consent(
+            member_id=member_id, channel=channel, granted=granted, source=source, recorded_at=now
+        )
+    )
+    audit_service.record(
+        db_session=db_session,
+        now=now,
+        actor=actor,
+        action="consent.granted" if granted else "consent.withdrawn",
+        entity_type="member",
+        entity_id=member_id,
+        detail={"channel": channel, "source": source},
+    )
+
+
+def set_frequency_cap(
+    *, db_session: Session, channel: str, max_messages: int, window_hours: int, label: str = ""
+) -> FrequencyCap:
+    """Create or change the cap for (channel, window): e.g. WeCom 4 per 720h."""
+    if max_messages < 0 or window_hours <= 0:
+        raise DeliveryError(
+            DeliveryErrorCode.INVALID_POLICY, "a cap needs max_messages >= 0 and window_hours > 0"
+        )
+    cap = db_session.scalar(
+        select(FrequencyCap).where(
+            FrequencyCap.channel == channel, FrequencyCap.window_hours == window_hours
+        )
+    )
+    if cap is None:
+        cap = FrequencyCap(
+            channel=channel, window_hours=window_hours, max_messages=max_messages, label=label
+        )
+        db_session.add(cap)
+    cap.max_messages, cap.label = max_messages, label
+    return cap
+
+
+def set_quiet_hours(
+    *, db_session: Session, channel: str, start: str, end: str, rule: QuietRule
+) -> QuietHours:
+    """Create or change the quiet hours of a channel (or `*`), with the hold-or-drop rule."""
+    for value in (start, end):
+        try:
+            time.fromisoformat(value)
+        except ValueError as error:
+            raise DeliveryError(
+                DeliveryErrorCode.INVALID_POLICY, f"quiet hours: {value!r} is not HH:MM"
+            ) from error
+    row = db_session.scalar(select(QuietHours).where(QuietHours.channel == channel))
+    if row is None:
+        row = QuietHours(channel=channel, start=start, end=end, rule=rule)
+        db_session.add(row)
+    row.start, row.end, row.rule = start, end, rule
+    return row
+
+
+def record_receipt(
+    *, db_session: Session, now: datetime, provider_message_id: str, status: str, detail: str = ""
+) -> bool:
+    """A provider's delivery report comes back as an event; False if the message is unknown."""
+    message = db_session.scalar(
+        select(OutboxMessage).where(OutboxMessage.provider_message_id == provider_message_id)
+    )
+    if message is None:
+        return False
+    kind = "message_delivered" if status == "delivered" else "message_failed"
+    db_session.execute(
+        insert(sources.events).values(
+            event_id=f"delivery:{message.id}:receipt:{status}",
+            type=kind,
+            occurred_at=now,
+            member_id=message.member_id,
+            identities={},
+            properties={
+                "outbox_id": message.id,
+                "channel": message.channel,
+                "status": status,
+                "detail": detail,
+            },
+            received_at=now,
+        )
+    )
+    return True
+
+
+def list_outbox(
+    *,
+    db_session: Session,
+    channel: str | None = None,
+    member_id: int | None = None,
+    limit: int = 100,
+) -> list[OutboxRead]:
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    if channel is not None:
+        query = query.where(OutboxMessage.channel == channel)
+    if member_id is not None:
+        query = query.where(OutboxMessage.member_id == member_id)
+    return [_read(row) for row in db_session.scalars(query)]
+
+
+def count_by_status(*, db_session: Session) -> dict[str, int]:
+    rows = db_session.execute(
+        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    )
+    return {status: count for status, count in rows}
+
+
+def _read(row: OutboxMessage) -> OutboxRead:
+    return OutboxRead(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        member_id=row.member_id,
+        channel=row.channel,
+        recipient=row.recipient,
+        subject=row.subject,
+        body=row.body,
+        status=row.status,
+        reason=row.reason,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )
