@@ -12,6 +12,9 @@ from siyu.bootstrap import Siyu
 def create_app(siyu: Siyu) -> FastAPI:
     app = FastAPI(title="siyu", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
     app.state.siyu = siyu
+    from siyu.api import journeys  # journeys and delivery (issue #5)
+
+    app.include_router(journeys.router)
 
     @app.get("/api/health", tags=["system"])
     def health(siyu: SiyuDep) -> dict[str, str]:

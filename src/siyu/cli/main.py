@@ -35,6 +35,10 @@ def _register_commands() -> None:
     from siyu.cli import system
 
     system.register(app)
+    from siyu.cli import journeys, worker  # journeys and SOPs (issue #5)
+
+    journeys.register(app)
+    worker.register(app)
 
 
 def main() -> None:

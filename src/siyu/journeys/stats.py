@@ -11,7 +11,7 @@ The holdout comparison is the difference of two conversion rates with a 95% Wald
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from siyu.journeys.schemas import GroupRate, HoldoutComparison, JourneyStats, St
 from siyu.journeys.service import _journey
 
 Z_95 = 1.959964
-_Q = TypeVar("_Q", bound=sa.Select[Unpack[tuple[Any, ...]]])
+_Q = TypeVar("_Q", bound=sa.Select[*tuple[Any, ...]])
 
 
 def journey_stats(*, db_session: Session, name: str, version: int | None = None) -> JourneyStats:
