@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import smtplib
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 from siyu.channels.base import (
     BaseChannel,
@@ -31,7 +30,7 @@ class EmailChannel(BaseChannel):
         mail["Subject"] = message.subject
         # A stable Message-ID: a re-send after a crash is recognisable as the same mail.
         key = hashlib.sha256(message.idempotency_key.encode()).hexdigest()[:32]
-        mail["Message-ID"] = make_msgid(idstring=key, domain="siyu.local")
+        mail["Message-ID"] = f"<{key}@siyu.local>"
         mail.set_content(message.body)
         try:
             with smtplib.SMTP(
