@@ -48,6 +48,33 @@ WAREHOUSE_TABLES: dict[str, str] = {
         tag VARCHAR NOT NULL,
         PRIMARY KEY (member_id, tag)
     """,
+    # Store dimension: the region and city a member's store belongs to (segments `region`).
+    "stores": """
+        store_code VARCHAR PRIMARY KEY,
+        name VARCHAR,
+        city VARCHAR,
+        region VARCHAR
+    """,
+    # Who owns a member: the guide (staff_no) and store credited with them (segments).
+    "member_owners": """
+        member_id BIGINT PRIMARY KEY,
+        owner_guide VARCHAR,
+        owner_store VARCHAR
+    """,
+    # Customer-group clusters a member belongs to (filled by the WeCom work; may be empty).
+    "member_group_clusters": """
+        member_id BIGINT NOT NULL,
+        cluster VARCHAR NOT NULL,
+        PRIMARY KEY (member_id, cluster)
+    """,
+    # Coupons held by members as of the last sync; state available | redeemed | expired.
+    "member_coupons": """
+        coupon_id VARCHAR PRIMARY KEY,
+        member_id BIGINT NOT NULL,
+        template_code VARCHAR NOT NULL,
+        state VARCHAR NOT NULL,
+        expires_at TIMESTAMP
+    """,
     # Where each incremental sync stopped (operational-store id watermark).
     "sync_state": """
         name VARCHAR PRIMARY KEY,
