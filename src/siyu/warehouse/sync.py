@@ -1,0 +1,436 @@
+"""The incremental, restartable copy of the operational store into the warehouse.
+
+Each source has a watermark row in `sync_state`. A batch of rows and its new watermark are
+written in ONE warehouse transaction, so a crash at any instant leaves either the whole batch
+with its watermark or neither; a restart continues from the last committed watermark and never
+copies a row twice (order lines and events are plain INSERTs into tables with primary keys: a
+second copy would fail loudly, not pass silently).
+
+- order lines and events: append-only sources, read by operational id > watermark;
+  member ids are resolved through `merged_into_id` at copy time.
+- merges: `member_merges` rows past the watermark remap the warehouse rows of the merged id to
+  the survivor (chains resolved), drop the merged member and its tags, and re-copy the
+  survivor with its tags.
+- members (and their tags): read by `updated_at`, re-reading an overlap of one day before the
+  watermark because writers stamp rows with their own clock (upserts make re-reads harmless).
+  Whoever changes a member's tags bumps `members.updated_at` (the tags service does), so tag
+  removals propagate too. A change stamped earlier than watermark − overlap (a back-dated
+  `--now`) is only seen by `full=True`.
+- stores: a small dimension, replaced whole on every run.
+Every copied member id is appended to `member_changes` with the run's sequence number so
+profiles can recompute only touched members.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.identity.models import Member, MemberMerge
+from siyu.ingest.models import Event
+from siyu.orders.models import OrderLine
+from siyu.staff.models import Store
+from siyu.tags.models import MemberTag, Tag, TagGroup
+from siyu.warehouse.duckdb import DuckDBWarehouse
+
+MEMBER_OVERLAP = timedelta(days=1)
+IN_CHUNK = 5_000  # ids per IN (...) list: below SQLite's bound-parameter limit
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Bookkeeping tables owned by the sync (created on demand, beside the shared schema).
+SYNC_TABLES = {
+    "member_changes": "seq BIGINT NOT NULL, member_id BIGINT NOT NULL",
+}
+
+
+@dataclass
+class SyncResult:
+    """What one run copied; `seq` numbers the run in `member_changes`."""
+
+    seq: int = 0
+    order_lines: int = 0
+    events: int = 0
+    members: int = 0
+    removed_members: int = 0
+    member_tags: int = 0
+    merges: int = 0
+    stores: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def sync_all(
+    *,
+    session_factory: sessionmaker[Session],
+    warehouse: DuckDBWarehouse,
+    tz: tzinfo,
+    batch_size: int = 50_000,
+    full: bool = False,
+) -> SyncResult:
+    """Bring the warehouse up to date with the operational store; safe to re-run at any time."""
+    ensure_sync_tables(warehouse)
+    result = SyncResult(seq=_next_seq(warehouse))
+    run = _Run(warehouse=warehouse, tz=tz, batch_size=batch_size, result=result)
+    with session_factory() as session:
+        run.session = session
+        run.copy_order_lines()
+        run.copy_events()
+        run.follow_merges()
+        run.copy_members(full=full)
+        run.replace_stores()
+    return result
+
+
+def ensure_sync_tables(warehouse: DuckDBWarehouse) -> None:
+    for table, columns in SYNC_TABLES.items():
+        warehouse.connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+
+
+def read_watermark(warehouse: DuckDBWarehouse, name: str) -> int:
+    rows = warehouse.query("SELECT watermark FROM sync_state WHERE name = ?", [name])
+    return int(rows[0][0]) if rows else 0
+
+
+def _next_seq(warehouse: DuckDBWarehouse) -> int:
+    return int(warehouse.query("SELECT COALESCE(MAX(seq), 0) + 1 FROM member_changes")[0][0])
+
+
+@contextmanager
+def _warehouse_transaction(warehouse: DuckDBWarehouse) -> Iterator[Any]:
+    connection = warehouse.connection
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _micros(value: datetime) -> int:
+    return (value.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+
+
+def _chunks(values: Sequence[int], size: int = IN_CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class _Run:
+    """One sync run; each method owns its batches' warehouse transactions."""
+
+    session: Session
+
+    def __init__(
+        self, *, warehouse: DuckDBWarehouse, tz: tzinfo, batch_size: int, result: SyncResult
+    ) -> None:
+        self.warehouse = warehouse
+        self.tz = tz
+        self.batch_size = batch_size
+        self.result = result
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _insert_arrow(self, connection: Any, table: str, batch: pa.Table, verb: str) -> None:
+        connection.register("_sync_batch", batch)
+        try:
+            columns = ", ".join(batch.column_names)
+            connection.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM _sync_batch")
+        finally:
+            connection.unregister("_sync_batch")
+
+    def _set_watermark(self, connection: Any, name: str, value: int) -> None:
+        connection.execute(
+            "INSERT OR REPLACE INTO sync_state (name, watermark) VALUES (?, ?)", [name, value]
+        )
+
+    def _note_changes(self, connection: Any, member_ids: Iterable[int | None]) -> None:
+        ids = sorted({m for m in member_ids if m is not None})
+        if ids:
+            batch = pa.table(
+                {"seq": pa.array([self.result.seq] * len(ids), pa.int64()), "member_id": ids}
+            )
+            self._insert_arrow(connection, "member_changes", batch, "INSERT")
+
+    def _resolve(self, member_ids: Iterable[int | None]) -> dict[int, int]:
+        """Map each merged-away id to its final survivor (others map to themselves)."""
+        resolved = {m: m for m in member_ids if m is not None}
+        pending = sorted(set(resolved))
+        pointers: dict[int, int] = {}
+        while pending:
+            found: list[int] = []
+            for chunk in _chunks(pending):
+                rows = self.session.execute(
+                    sa.select(Member.id, Member.merged_into_id).where(
+                        Member.id.in_(chunk), Member.merged_into_id.is_not(None)
+                    )
+                ).all()
+                for member_id, target in rows:
+                    if member_id not in pointers and target is not None:
+                        pointers[member_id] = target
+                        found.append(target)
+            pending = sorted(set(found) - set(pointers))
+        for source in resolved:
+            target, seen = source, set()
+            while target in pointers and target not in seen:
+                seen.add(target)
+                target = pointers[target]
+            resolved[source] = target
+        return resolved
+
+    def _batches(self, select: sa.Select[Any], id_column: Any, name: str) -> Iterator[list[Any]]:
+        """Rows (Core, not ORM: millions of them) with id past the watermark, in id order."""
+        watermark = read_watermark(self.warehouse, name)
+        while True:
+            statement = select.where(id_column > watermark).order_by(id_column)
+            rows = list(self.session.execute(statement.limit(self.batch_size)).all())
+            if not rows:
+                return
+            yield rows
+            watermark = rows[-1].id
+
+    # -- order lines and events ----------------------------------------------------------
+
+    def copy_order_lines(self) -> None:
+        table = OrderLine.__table__
+        for lines in self._batches(sa.select(table), table.c.id, "order_lines"):
+            self._write_order_lines(lines)
+
+    def _write_order_lines(self, lines: list[Any]) -> None:
+        owners = self._resolve(line.member_id for line in lines)
+        batch = pa.table(
+            {
+                "line_key": [f"{line.order_id}:{line.line_no}" for line in lines],
+                "order_id": [line.order_id for line in lines],
+                "line_no": pa.array([line.line_no for line in lines], pa.int32()),
+                "member_id": pa.array([owners[line.member_id] for line in lines], pa.int64()),
+                "store_code": [line.store_code for line in lines],
+                "channel": [line.channel for line in lines],
+                "paid_at": pa.array(
+                    [_naive_utc(line.paid_at) for line in lines], pa.timestamp("us")
+                ),
+                "paid_date": pa.array(
+                    [self._business_date(line.paid_at) for line in lines], pa.date32()
+                ),
+                "amount": pa.array([line.amount for line in lines], pa.decimal128(14, 2)),
+                "status": [line.status for line in lines],
+                "category": [line.category for line in lines],
+                "sku": [line.sku for line in lines],
+            }
+        )
+        with _warehouse_transaction(self.warehouse) as connection:
+            self._insert_arrow(connection, "order_lines", batch, "INSERT")
+            self._note_changes(connection, owners.values())
+            self._set_watermark(connection, "order_lines", lines[-1].id)
+        self.result.order_lines += len(lines)
+
+    def _business_date(self, instant: datetime) -> date:
+        return instant.astimezone(self.tz).date()
+
+    def copy_events(self) -> None:
+        table = Event.__table__
+        for events in self._batches(sa.select(table), table.c.id, "events"):
+            owners = self._resolve(event.member_id for event in events)
+            batch = pa.table(
+                {
+                    "event_id": [event.event_id for event in events],
+                    "member_id": pa.array(
+                        [_owner(owners, event.member_id) for event in events],
+                        pa.int64(),
+                    ),
+                    "type": [event.type for event in events],
+                    "occurred_at": pa.array(
+                        [_naive_utc(event.occurred_at) for event in events], pa.timestamp("us")
+                    ),
+                    "properties": [
+                        json.dumps(event.properties or {}, ensure_ascii=False, sort_keys=True)
+                        for event in events
+                    ],
+                }
+            )
+            with _warehouse_transaction(self.warehouse) as connection:
+                self._insert_arrow(connection, "events", batch, "INSERT")
+                self._note_changes(connection, owners.values())
+                self._set_watermark(connection, "events", events[-1].id)
+            self.result.events += len(events)
+
+    # -- merges --------------------------------------------------------------------------
+
+    def follow_merges(self) -> None:
+        merge_table = MemberMerge.__table__
+        for merges in self._batches(sa.select(merge_table), merge_table.c.id, "member_merges"):
+            mapping = _close_chains({m.merged_id: m.survivor_id for m in merges})
+            survivors = sorted(set(mapping.values()))
+            batch = pa.table(
+                {
+                    "merged": pa.array(list(mapping), pa.int64()),
+                    "survivor": pa.array(list(mapping.values()), pa.int64()),
+                }
+            )
+            with _warehouse_transaction(self.warehouse) as connection:
+                connection.register("_merge_map", batch)
+                try:
+                    for table in ("order_lines", "events"):
+                        connection.execute(
+                            f"UPDATE {table} SET member_id = _merge_map.survivor FROM _merge_map "
+                            f"WHERE {table}.member_id = _merge_map.merged"
+                        )
+                    for table in ("members", "member_tags"):
+                        connection.execute(
+                            f"DELETE FROM {table} "
+                            "WHERE member_id IN (SELECT merged FROM _merge_map)"
+                        )
+                finally:
+                    connection.unregister("_merge_map")
+                self._note_changes(connection, survivors)
+                self._set_watermark(connection, "member_merges", merges[-1].id)
+            self.result.merges += len(merges)
+            self._copy_members_by_id(survivors)
+
+    # -- members and tags ----------------------------------------------------------------
+
+    def copy_members(self, *, full: bool) -> None:
+        watermark = 0 if full else read_watermark(self.warehouse, "members")
+        since = EPOCH + timedelta(microseconds=watermark) - MEMBER_OVERLAP
+        cursor: tuple[datetime, int] = (max(since, EPOCH), 0)
+        while True:
+            statement = (
+                sa.select(Member)
+                .where(sa.tuple_(Member.updated_at, Member.id) > sa.tuple_(*cursor))
+                .order_by(Member.updated_at, Member.id)
+                .limit(self.batch_size)
+            )
+            members = list(self.session.execute(statement).scalars())
+            if not members:
+                return
+            self._write_members(members, watermark_name="members")
+            cursor = (members[-1].updated_at, members[-1].id)
+
+    def _copy_members_by_id(self, member_ids: Sequence[int]) -> None:
+        for chunk in _chunks(member_ids):
+            members = list(
+                self.session.execute(sa.select(Member).where(Member.id.in_(chunk))).scalars()
+            )
+            if members:
+                self._write_members(members, watermark_name=None)
+
+    def _write_members(self, members: list[Member], *, watermark_name: str | None) -> None:
+        live = [m for m in members if m.merged_into_id is None]
+        gone = [m.id for m in members if m.merged_into_id is not None]
+        tags = self._tags_of([m.id for m in live])
+        with _warehouse_transaction(self.warehouse) as connection:
+            if live:
+                self._insert_arrow(connection, "members", _member_batch(live), "INSERT OR REPLACE")
+            ids = pa.table(
+                {
+                    "member_id": pa.array([m.id for m in members], pa.int64()),
+                    "gone": pa.array([m.merged_into_id is not None for m in members], pa.bool_()),
+                }
+            )
+            connection.register("_member_ids", ids)
+            try:
+                connection.execute(
+                    "DELETE FROM member_tags WHERE member_id IN (SELECT member_id FROM _member_ids)"
+                )
+                connection.execute(
+                    "DELETE FROM members WHERE member_id IN "
+                    "(SELECT member_id FROM _member_ids WHERE gone)"
+                )
+            finally:
+                connection.unregister("_member_ids")
+            if tags:
+                batch = pa.table(
+                    {
+                        "member_id": pa.array([t[0] for t in tags], pa.int64()),
+                        "tag": [t[1] for t in tags],
+                    }
+                )
+                self._insert_arrow(connection, "member_tags", batch, "INSERT")
+            self._note_changes(connection, [m.id for m in live])
+            if watermark_name:
+                newest = max(_micros(m.updated_at) for m in members)
+                previous = read_watermark(self.warehouse, watermark_name)
+                self._set_watermark(connection, watermark_name, max(newest, previous))
+        self.result.members += len(live)
+        self.result.removed_members += len(gone)
+        self.result.member_tags += len(tags)
+
+    def _tags_of(self, member_ids: list[int]) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        for chunk in _chunks(member_ids):
+            rows = self.session.execute(
+                sa.select(MemberTag.member_id, TagGroup.name, Tag.name)
+                .join(Tag, Tag.id == MemberTag.tag_id)
+                .join(TagGroup, TagGroup.id == Tag.group_id)
+                .where(MemberTag.member_id.in_(chunk))
+            ).all()
+            found.extend((int(member_id), f"{group}:{name}") for member_id, group, name in rows)
+        return sorted(set(found))
+
+    # -- stores --------------------------------------------------------------------------
+
+    def replace_stores(self) -> None:
+        stores = list(self.session.execute(sa.select(Store).order_by(Store.code)).scalars())
+        batch = pa.table(
+            {
+                "store_code": pa.array([s.code for s in stores], pa.string()),
+                "name": pa.array([s.name for s in stores], pa.string()),
+                "city": pa.array([s.city for s in stores], pa.string()),
+                "region": pa.array([s.region for s in stores], pa.string()),
+            }
+        )
+        with _warehouse_transaction(self.warehouse) as connection:
+            connection.execute("DELETE FROM stores")
+            if stores:
+                self._insert_arrow(connection, "stores", batch, "INSERT")
+        self.result.stores = len(stores)
+
+
+def _member_batch(members: list[Member]) -> pa.Table:
+    def erased(m: Member, value: Any) -> Any:
+        # PIPL erasure: an erased member keeps only what reports need (no name, no birthday).
+        return None if m.erased_at is not None else value
+
+    return pa.table(
+        {
+            "member_id": pa.array([m.id for m in members], pa.int64()),
+            "gender": pa.array([m.gender for m in members], pa.string()),
+            "birthday": pa.array([erased(m, m.birthday) for m in members], pa.date32()),
+            "registered_at": pa.array(
+                [_naive_utc(m.registered_at) for m in members], pa.timestamp("us")
+            ),
+            "store_code": pa.array([m.store_code for m in members], pa.string()),
+            "channel": pa.array([m.channel for m in members], pa.string()),
+            "name": pa.array([erased(m, m.name) for m in members], pa.string()),
+            "updated_at": pa.array([_naive_utc(m.updated_at) for m in members], pa.timestamp("us")),
+        }
+    )
+
+
+def _owner(owners: dict[int, int], member_id: int | None) -> int | None:
+    return None if member_id is None else owners[member_id]
+
+
+def _close_chains(mapping: dict[int, int]) -> dict[int, int]:
+    """Resolve A→B, B→C inside one batch to A→C, B→C."""
+    closed: dict[int, int] = {}
+    for merged in mapping:
+        target, seen = mapping[merged], {merged}
+        while target in mapping and target not in seen:
+            seen.add(target)
+            target = mapping[target]
+        closed[merged] = target
+    return closed

@@ -1,0 +1,182 @@
+"""The warehouse sync: incremental, restartable, follows OneID merges (issue #3, DESIGN §3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from siyu.bootstrap import Siyu
+from siyu.db import transaction
+from siyu.identity.models import Member
+from siyu.warehouse import sync as sync_module
+from siyu.warehouse.sync import SyncResult, read_watermark, sync_all
+from tests.factories import operational as op
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def run_sync(siyu: Siyu, **kwargs: Any) -> SyncResult:
+    return sync_all(
+        session_factory=siyu.session_factory, warehouse=siyu.warehouse, tz=SHANGHAI, **kwargs
+    )
+
+
+def test_order_lines_are_copied_with_business_date(siyu: Siyu) -> None:
+    # given Wang Fang paid at 23:30 Shanghai on 2026-06-01 (15:30 UTC)
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        op.order_line(
+            session,
+            member_id=wang.id,
+            order_id="A1",
+            paid_at=datetime(2026, 6, 1, 15, 30, tzinfo=UTC),
+        )
+        op.order_line(
+            session,
+            member_id=wang.id,
+            order_id="A2",
+            paid_at=datetime(2026, 6, 1, 16, 30, tzinfo=UTC),
+        )
+    # when
+    result = run_sync(siyu)
+    # then
+    assert result.order_lines == 2
+    assert siyu.warehouse.query(
+        "SELECT order_id, member_id, paid_date, amount FROM order_lines ORDER BY order_id"
+    ) == [
+        ("A1", wang.id, date(2026, 6, 1), Decimal("39.00")),
+        ("A2", wang.id, date(2026, 6, 2), Decimal("39.00")),
+    ]
+
+
+def test_second_run_copies_only_new_rows(siyu: Siyu) -> None:
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        op.order_line(session, member_id=wang.id, order_id="A1")
+    run_sync(siyu)
+    with transaction(siyu.session_factory) as session:
+        op.order_line(session, member_id=wang.id, order_id="A2")
+        op.event(session, member_id=wang.id, event_id="e1")
+
+    result = run_sync(siyu)
+
+    assert (result.order_lines, result.events) == (1, 1)
+    assert siyu.warehouse.query("SELECT count(*) FROM order_lines") == [(2,)]
+    assert siyu.warehouse.query("SELECT event_id, member_id, properties FROM events") == [
+        ("e1", wang.id, '{"page": "首页"}')
+    ]
+
+
+def test_crash_mid_sync_then_restart_copies_nothing_twice(
+    siyu: Siyu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given five order lines copied in batches of two, and a crash while writing the 2nd batch
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        lines = [op.order_line(session, member_id=wang.id, order_id=f"A{i}") for i in range(5)]
+    real_insert = sync_module._Run._insert_arrow
+    calls = {"order_lines": 0}
+
+    def crashing_insert(self: Any, connection: Any, table: str, batch: Any, verb: str) -> None:
+        real_insert(self, connection, table, batch, verb)
+        if table == "order_lines":
+            calls["order_lines"] += 1
+            if calls["order_lines"] == 2:
+                raise RuntimeError("power cut")
+
+    monkeypatch.setattr(sync_module._Run, "_insert_arrow", crashing_insert)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_sync(siyu, batch_size=2)
+    # then the first batch and its watermark survived, the second rolled back
+    assert siyu.warehouse.query("SELECT count(*) FROM order_lines") == [(2,)]
+    assert read_watermark(siyu.warehouse, "order_lines") == lines[1].id
+
+    # when the sync restarts
+    monkeypatch.setattr(sync_module._Run, "_insert_arrow", real_insert)
+    result = run_sync(siyu, batch_size=2)
+
+    # then the remaining three are copied exactly once
+    assert result.order_lines == 3
+    assert siyu.warehouse.query("SELECT count(*), count(DISTINCT line_key) FROM order_lines") == [
+        (5, 5)
+    ]
+    assert read_watermark(siyu.warehouse, "order_lines") == lines[-1].id
+
+
+def test_merge_moves_synced_orders_and_events_to_the_survivor(siyu: Siyu) -> None:
+    # given two records of Wang Fang, synced separately
+    with transaction(siyu.session_factory) as session:
+        pos = op.member(session, name="Wang Fang")
+        mini = op.member(session, name="王芳")
+        op.order_line(session, member_id=mini.id, order_id="M1")
+        op.event(session, member_id=mini.id, event_id="e1")
+    run_sync(siyu)
+    # when OneID merges the mini-program record into the POS member
+    with transaction(siyu.session_factory) as session:
+        op.merge(
+            session,
+            merged=session.merge(mini),
+            survivor=session.merge(pos),
+            at=datetime(2026, 6, 2, tzinfo=UTC),
+        )
+    result = run_sync(siyu)
+    # then the warehouse follows
+    assert result.merges == 1
+    assert siyu.warehouse.query("SELECT member_id FROM order_lines") == [(pos.id,)]
+    assert siyu.warehouse.query("SELECT member_id FROM events") == [(pos.id,)]
+    assert siyu.warehouse.query("SELECT member_id FROM members") == [(pos.id,)]
+
+
+def test_lines_of_a_merged_member_synced_late_land_on_the_survivor(siyu: Siyu) -> None:
+    # given a merge A→B then B→C, and a line still recorded on A (not yet moved)
+    with transaction(siyu.session_factory) as session:
+        a, b, c = (op.member(session, name=n) for n in ("a", "b", "c"))
+        a.merged_into_id, b.merged_into_id = b.id, c.id
+        op.order_line(session, member_id=a.id, order_id="L1")
+    run_sync(siyu)
+    assert siyu.warehouse.query("SELECT member_id FROM order_lines") == [(c.id,)]
+
+
+def test_member_changes_and_tags_are_copied(siyu: Siyu) -> None:
+    from siyu.tags.models import MemberTag, Tag, TagGroup
+
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        group = TagGroup(name="偏好", exclusive=False, created_at=op.T0)
+        session.add(group)
+        session.flush()
+        tag = Tag(group_id=group.id, name="家居", created_at=op.T0)
+        session.add(tag)
+        session.flush()
+        session.add(MemberTag(member_id=wang.id, tag_id=tag.id, tagged_at=op.T0))
+        op.store(session)
+    result = run_sync(siyu)
+    assert (result.members, result.member_tags, result.stores) == (1, 1, 1)
+    assert siyu.warehouse.query("SELECT tag FROM member_tags") == [("偏好:家居",)]
+
+    # when the tag is removed and the member's name changes (updated_at bumped)
+    with transaction(siyu.session_factory) as session:
+        session.query(MemberTag).delete()
+        row = session.get(Member, wang.id)
+        assert row is not None
+        row.name = "Wang Fang (VIP)"
+        row.updated_at = datetime(2026, 6, 3, tzinfo=UTC)
+    run_sync(siyu)
+    assert siyu.warehouse.query("SELECT name FROM members") == [("Wang Fang (VIP)",)]
+    assert siyu.warehouse.query("SELECT count(*) FROM member_tags") == [(0,)]
+
+
+def test_touched_members_are_recorded_per_run(siyu: Siyu) -> None:
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        op.order_line(session, member_id=wang.id, order_id="A1")
+    first = run_sync(siyu)
+    second = run_sync(siyu)
+    assert siyu.warehouse.query(
+        "SELECT DISTINCT member_id FROM member_changes WHERE seq = ?", [first.seq]
+    ) == [(wang.id,)]
+    assert second.order_lines == 0
