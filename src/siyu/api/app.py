@@ -15,6 +15,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import journeys  # journeys and delivery (issue #5)
 
     app.include_router(journeys.router)
+    from siyu.api import reports  # the four reports (issue #3)
+
+    app.include_router(reports.router)
 
     @app.get("/api/health", tags=["system"])
     def health(siyu: SiyuDep) -> dict[str, str]:

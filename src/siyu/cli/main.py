@@ -39,6 +39,9 @@ def _register_commands() -> None:
 
     journeys.register(app)
     worker.register(app)
+    from siyu.cli import reports  # lifecycle/RFM/retention/repurchase (issue #3)
+
+    reports.register(app)
 
 
 def main() -> None:
