@@ -35,6 +35,9 @@ def _register_commands() -> None:
     from siyu.cli import system
 
     system.register(app)
+    from siyu.cli import demo  # the demo brand (DESIGN §4.1)
+
+    demo.register(app)
     from siyu.cli import journeys, worker  # journeys and SOPs (issue #5)
 
     journeys.register(app)
