@@ -332,6 +332,7 @@ class _Run:
         gone = [m.id for m in members if m.merged_into_id is not None]
         tags = self._tags_of([m.id for m in live])
         with _warehouse_transaction(self.warehouse) as connection:
+            changed = self._changed_members(connection, live)
             if live:
                 self._insert_arrow(connection, "members", _member_batch(live), "INSERT OR REPLACE")
             ids = pa.table(
@@ -359,7 +360,7 @@ class _Run:
                     }
                 )
                 self._insert_arrow(connection, "member_tags", batch, "INSERT")
-            self._note_changes(connection, [m.id for m in live])
+            self._note_changes(connection, changed)
             if watermark_name:
                 newest = max(_micros(m.updated_at) for m in members)
                 previous = read_watermark(self.warehouse, watermark_name)
@@ -367,6 +368,29 @@ class _Run:
         self.result.members += len(live)
         self.result.removed_members += len(gone)
         self.result.member_tags += len(tags)
+
+    def _changed_members(self, connection: Any, live: list[Member]) -> list[int]:
+        """Members new to the warehouse or with a new `updated_at` (the overlap re-reads the
+        unchanged ones; they must not count as touched)."""
+        if not live:
+            return []
+        batch = pa.table(
+            {
+                "member_id": pa.array([m.id for m in live], pa.int64()),
+                "updated_at": pa.array(
+                    [_naive_utc(m.updated_at) for m in live], pa.timestamp("us")
+                ),
+            }
+        )
+        connection.register("_member_stamps", batch)
+        try:
+            rows = connection.execute(
+                "SELECT s.member_id FROM _member_stamps s LEFT JOIN members m USING (member_id) "
+                "WHERE m.member_id IS NULL OR m.updated_at IS DISTINCT FROM s.updated_at"
+            ).fetchall()
+        finally:
+            connection.unregister("_member_stamps")
+        return [int(row[0]) for row in rows]
 
     def _tags_of(self, member_ids: list[int]) -> list[tuple[int, str]]:
         found: list[tuple[int, str]] = []
