@@ -18,6 +18,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import reports  # the four reports (issue #3)
 
     app.include_router(reports.router)
+    from siyu.api import tags  # tag groups, tags, tagging (issue #3)
+
+    app.include_router(tags.router)
 
     @app.get("/api/health", tags=["system"])
     def health(siyu: SiyuDep) -> dict[str, str]:

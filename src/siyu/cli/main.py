@@ -45,6 +45,10 @@ def _register_commands() -> None:
     from siyu.cli import reports  # lifecycle/RFM/retention/repurchase (issue #3)
 
     reports.register(app)
+    from siyu.cli import profiles, tags  # member profiles and tags (issue #3)
+
+    profiles.register(app)
+    tags.register(app)
 
 
 def main() -> None:
