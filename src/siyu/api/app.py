@@ -21,6 +21,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import tags  # tag groups, tags, tagging (issue #3)
 
     app.include_router(tags.router)
+    from siyu.console.pages import reports as report_pages  # until console/app.py lands
+
+    app.include_router(report_pages.router)
 
     @app.get("/api/health", tags=["system"])
     def health(siyu: SiyuDep) -> dict[str, str]:
