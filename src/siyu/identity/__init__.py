@@ -1,1 +1,1 @@
-"""Identity (OneID): members, the identity values that point at them, phone normalisation and merges."""
+"""Identity (OneID): members, the identity values pointing at them, phones and merges."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from siyu.db import Base, BigId, UTCDateTime
@@ -58,10 +58,23 @@ class MemberRecord(Base):
 
 
 class Identity(Base):
-    """An identity value (phone, unionid, openid:<appid>, external_userid, member_no, pos_id)."""
+    """An identity value (phone, unionid, openid:<appid>, external_userid, member_no, pos_id).
+
+    A value that changed owner (a member edited their phone) is released: the old row keeps its
+    observations and member, and the next record carrying the value starts a new current row.
+    """
 
     __tablename__ = "identities"
-    __table_args__ = (UniqueConstraint("type", "value"),)
+    __table_args__ = (
+        Index(
+            "uq_identities_current",
+            "type",
+            "value",
+            unique=True,
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     type: Mapped[str] = mapped_column(String(48))
@@ -69,6 +82,7 @@ class Identity(Base):
     member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id"), index=True)
     polluted: Mapped[bool] = mapped_column(Boolean, default=False)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class IdentityObservation(Base):
