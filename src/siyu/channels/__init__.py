@@ -42,7 +42,9 @@ def journey_runtime(siyu: Siyu) -> JourneyRuntime:
     from siyu.channels.base import SandboxedRenderer
     from siyu.journeys.actions import default_registry
     from siyu.journeys.runtime import JourneyRuntime
+    from siyu.model_registry import load_all_models
 
+    load_all_models()  # journeys/outbox rows reference members: the ORM needs every table known
     return JourneyRuntime(
         session_factory=siyu.session_factory,
         clock=siyu.clock,

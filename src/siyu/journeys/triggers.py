@@ -30,57 +30,87 @@ from siyu.journeys.reactions import select_journeys
 from siyu.journeys.runtime import JourneyRuntime
 
 MAX_CATCH_UP_DAYS = 31
+CHUNK = 500
 
 
 def run_scheduled_triggers(*, runtime: JourneyRuntime, now: datetime) -> int:
-    """Enroll members for date and schedule triggers due by `now`; returns enrollments made."""
+    """Enroll members for date and schedule triggers due by `now`; returns enrollments made.
+
+    Each occasion (a day, a slot) is enrolled in chunks of `CHUNK` members, one transaction
+    each, and its cursor advances only once the occasion is done: a crash re-runs the occasion
+    and the UNIQUE occurrence key makes the members already enrolled a no-op.
+    """
     with transaction(runtime.session_factory) as db:
-        journeys = [(j.id, j.name) for j in db.scalars(select_journeys())]
+        journeys = [j.id for j in db.scalars(select_journeys())]
     enrolled = 0
-    for journey_id, _name in journeys:
-        with transaction(runtime.session_factory) as db:
-            journey = db.get(Journey, journey_id)
-            assert journey is not None
-            _, definition = runtime.definition(db, journey.id, journey.current_version)
-            if isinstance(definition.trigger, DateAttributeTrigger):
-                enrolled += _date_trigger(db, runtime, journey, definition, definition.trigger, now)
-            elif isinstance(definition.trigger, ScheduleTrigger):
-                enrolled += _schedule_trigger(
-                    db, runtime, journey, definition, definition.trigger, now
-                )
+    for journey_id in journeys:
+        for key, at, name, value, members in _occasions(runtime, journey_id, now):
+            enrolled += _enroll_chunks(runtime, journey_id, members, key, at)
+            with transaction(runtime.session_factory) as db:
+                cursor = cursors.lock(db, name, now=now, initial=value)
+                if cursor is not None:
+                    cursors.advance(cursor, value, now=now)
     return enrolled
 
 
-def _date_trigger(
+Occasion = tuple[str, datetime, str, str, list[int]]
+
+
+def _occasions(runtime: JourneyRuntime, journey_id: int, now: datetime) -> list[Occasion]:
+    with transaction(runtime.session_factory) as db:
+        journey = db.get(Journey, journey_id)
+        assert journey is not None
+        _, definition = runtime.definition(db, journey.id, journey.current_version)
+        trigger = definition.trigger
+        if isinstance(trigger, DateAttributeTrigger):
+            return _date_occasions(db, runtime, journey, trigger, now)
+        if isinstance(trigger, ScheduleTrigger):
+            return _schedule_occasions(db, runtime, journey, trigger, now)
+    return []
+
+
+def _date_occasions(
     db: Session,
     runtime: JourneyRuntime,
     journey: Journey,
-    definition: JourneyDefinition,
     trigger: DateAttributeTrigger,
     now: datetime,
-) -> int:
+) -> list[Occasion]:
     today = timing.business_date(now, runtime.tz)
     if now < timing.at_business_time(today, trigger.at, runtime.tz):
         today -= timedelta(days=1)
-    cursor = cursors.lock(
-        db, f"date:{journey.id}", now=now, initial=(today - timedelta(days=1)).isoformat()
-    )
+    name = f"date:{journey.id}"
+    cursor = cursors.lock(db, name, now=now, initial=(today - timedelta(days=1)).isoformat())
     if cursor is None:
-        return 0
-    day, enrolled = (
-        max(date.fromisoformat(cursor.value), today - timedelta(days=MAX_CATCH_UP_DAYS)),
-        0,
-    )
+        return []
+    day = max(date.fromisoformat(cursor.value), today - timedelta(days=MAX_CATCH_UP_DAYS))
+    occasions: list[Occasion] = []
     while day < today:
         day += timedelta(days=1)
+        active = journey.status == JourneyStatus.ACTIVE
+        members = _anniversaries(db, runtime, trigger, day) if active else []
+        at = timing.at_business_time(day, trigger.at, runtime.tz)
+        occasions.append((f"date:{day.isoformat()}", at, name, day.isoformat(), members))
+    return occasions
+
+
+def _schedule_occasions(
+    db: Session, runtime: JourneyRuntime, journey: Journey, trigger: ScheduleTrigger, now: datetime
+) -> list[Occasion]:
+    name = f"schedule:{journey.id}"
+    cursor = cursors.lock(db, name, now=now, initial="")
+    if cursor is None:
+        return []
+    since = datetime.fromisoformat(cursor.value) if cursor.value else None
+    occasions: list[Occasion] = []
+    for slot in timing.schedule_slots(trigger, since=since, until=now):
+        members: list[int] = []
         if journey.status == JourneyStatus.ACTIVE:
-            at = timing.at_business_time(day, trigger.at, runtime.tz)
-            for member_id in _anniversaries(db, runtime, trigger, day):
-                enrolled += _enroll(
-                    db, journey, definition, member_id, f"date:{day.isoformat()}", at
-                )
-    cursors.advance(cursor, today.isoformat(), now=now)
-    return enrolled
+            members = list(
+                runtime.conditions.audience(db_session=db, dsl=trigger.audience, now=slot)
+            )
+        occasions.append((f"schedule:{slot.isoformat()}", slot, name, slot.isoformat(), members))
+    return occasions
 
 
 def _anniversaries(
@@ -103,30 +133,17 @@ def _anniversaries(
     return found
 
 
-def _schedule_trigger(
-    db: Session,
-    runtime: JourneyRuntime,
-    journey: Journey,
-    definition: JourneyDefinition,
-    trigger: ScheduleTrigger,
-    now: datetime,
+def _enroll_chunks(
+    runtime: JourneyRuntime, journey_id: int, members: list[int], key: str, at: datetime
 ) -> int:
-    cursor = cursors.lock(db, f"schedule:{journey.id}", now=now, initial="")
-    if cursor is None:
-        return 0
-    since = datetime.fromisoformat(cursor.value) if cursor.value else None
-    slots = timing.schedule_slots(trigger, since=since, until=now)
     enrolled = 0
-    for slot in slots:
-        if journey.status != JourneyStatus.ACTIVE:
-            continue
-        audience = runtime.conditions.audience(db_session=db, dsl=trigger.audience, now=slot)
-        for member_id in list(audience):
-            enrolled += _enroll(
-                db, journey, definition, member_id, f"schedule:{slot.isoformat()}", slot
-            )
-    if slots:
-        cursors.advance(cursor, slots[-1].isoformat(), now=now)
+    for start in range(0, len(members), CHUNK):
+        with transaction(runtime.session_factory) as db:
+            journey = db.get(Journey, journey_id)
+            assert journey is not None
+            _, definition = runtime.definition(db, journey.id, journey.current_version)
+            for member_id in members[start : start + CHUNK]:
+                enrolled += _enroll(db, journey, definition, member_id, key, at)
     return enrolled
 
 
