@@ -21,9 +21,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import tags  # tag groups, tags, tagging (issue #3)
 
     app.include_router(tags.router)
-    from siyu.console.pages import reports as report_pages  # until console/app.py lands
+    from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
-    app.include_router(report_pages.router)
+    mount_console(app, siyu)
 
     @app.get("/api/health", tags=["system"])
     def health(siyu: SiyuDep) -> dict[str, str]:

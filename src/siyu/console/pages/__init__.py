@@ -1,1 +1,1 @@
-"""Console pages: one module per domain, each exposing a FastAPI `router`."""
+"""Console pages, one module per domain; each exposes `router` and optionally `nav`."""
