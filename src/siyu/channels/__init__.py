@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from siyu.channels.base import BaseChannel, ChannelSettings
 if TYPE_CHECKING:
     from siyu.bootstrap import Siyu
     from siyu.journeys.runtime import JourneyRuntime
+
+log = logging.getLogger(__name__)
 
 
 def build_channels(
@@ -50,4 +53,44 @@ def journey_runtime(siyu: Siyu) -> JourneyRuntime:
         clock=siyu.clock,
         tz=siyu.settings.tz,
         actions=default_registry(renderer=SandboxedRenderer()),
+        refresh_segments=_segment_refresher(siyu),
     )
+
+
+def _segment_refresher(siyu: Siyu) -> Callable[[Sequence[str], datetime], object] | None:
+    """Sync the warehouse, then snapshot the watched segments that are due (segments domain).
+
+    The warehouse file is opened per pass and closed again, so a long-running worker does not
+    hold DuckDB's single-process lock away from the console and the CLI; when another process
+    holds it, this pass takes no snapshot and a later pass does.
+    """
+    try:
+        from siyu.segments.refresh import refresh_segment
+    except ImportError:
+        return None
+    from siyu.warehouse.duckdb import DuckDBWarehouse, WarehouseBusyError
+    from siyu.warehouse.sync import sync_all
+
+    def refresh(names: Sequence[str], now: datetime) -> int:
+        try:
+            warehouse = DuckDBWarehouse.from_url(siyu.settings.resolved_warehouse_url)
+            warehouse.connection  # noqa: B018 — opening it is what may raise WarehouseBusyError
+        except WarehouseBusyError:
+            log.warning("warehouse busy: segment snapshots postponed to a later pass")
+            return 0
+        try:
+            tz = siyu.settings.tz
+            sync_all(session_factory=siyu.session_factory, warehouse=warehouse, tz=tz)
+            for name in names:
+                refresh_segment(
+                    session_factory=siyu.session_factory,
+                    warehouse=warehouse,
+                    name=name,
+                    now=now,
+                    timezone=tz,
+                )
+        finally:
+            warehouse.close()
+        return len(names)
+
+    return refresh

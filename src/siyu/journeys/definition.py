@@ -74,15 +74,14 @@ class EventTrigger(_Strict):
 
 
 class SegmentTrigger(_Strict):
-    type: Literal["segment_entry", "segment_exit"]
-    segment: str | None = None
-    dsl: dict[str, Any] | None = None
+    """Entering (or leaving) a saved segment of the segments domain, as its snapshots record it.
 
-    @model_validator(mode="after")
-    def _one_source(self) -> SegmentTrigger:
-        if (self.segment is None) == (self.dsl is None):
-            raise ValueError("a segment trigger names exactly one of `segment` or `dsl`")
-        return self
+    Only saved segments: their snapshots are the durable record of who entered and left when,
+    which is what makes enrolling from them exactly-once (see `triggers.run_segment_triggers`).
+    """
+
+    type: Literal["segment_entry", "segment_exit"]
+    segment: str = Field(min_length=1, max_length=128)
 
 
 class DateAttributeTrigger(_Strict):

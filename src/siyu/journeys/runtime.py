@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -22,6 +24,9 @@ class JourneyRuntime:
     tz: ZoneInfo
     actions: ActionRegistry
     conditions: ConditionEvaluator = field(default_factory=StoreConditions)
+    # Takes due snapshots of the named saved segments (the composition root wires the segments
+    # domain and the warehouse in); None where segments are not available.
+    refresh_segments: Callable[[Sequence[str], datetime], object] | None = None
     # Published versions never change, so caching them for the life of a worker is safe.
     _versions: dict[tuple[int, int], tuple[str, JourneyDefinition]] = field(default_factory=dict)
 

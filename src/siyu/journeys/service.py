@@ -18,9 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from siyu.audit import service as audit_service
-from siyu.journeys import conditions
+from siyu.journeys import conditions, sources
 from siyu.journeys.actions import ActionRegistry, TemplateRenderer, member_fields
-from siyu.journeys.definition import ActionStep, BranchStep, JourneyDefinition, ScheduleTrigger
+from siyu.journeys.definition import (
+    ActionStep,
+    BranchStep,
+    JourneyDefinition,
+    ScheduleTrigger,
+    SegmentTrigger,
+)
 from siyu.journeys.errors import JourneyError, JourneyErrorCode, JourneyNotFound
 from siyu.journeys.models import Journey, JourneyStatus, JourneyVersion
 from siyu.journeys.schemas import ApplyResult, JourneyRead
@@ -63,6 +69,8 @@ def apply_definition(
 ) -> ApplyResult:
     """Create the journey, or publish a new version when the definition changed."""
     definition = parse_definition(text, actions=actions)
+    if isinstance(definition.trigger, SegmentTrigger):
+        _require_segment(db_session, definition.trigger.segment)
     canonical = definition.model_dump(mode="json", by_alias=True)
     digest = hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
     journey = db_session.scalar(select(Journey).where(Journey.name == definition.name))
@@ -105,6 +113,15 @@ def apply_definition(
         detail={"version": journey.current_version},
     )
     return ApplyResult(journey=_read(journey, version), outcome=outcome)
+
+
+def _require_segment(db_session: Session, name: str) -> None:
+    s = sources.segments
+    if db_session.execute(select(s.c.id).where(s.c.name == name)).first() is None:
+        raise JourneyError(
+            JourneyErrorCode.INVALID_DEFINITION,
+            f"trigger.segment: no saved segment named {name!r} (save it with the segments API)",
+        )
 
 
 def get_all(*, db_session: Session) -> list[JourneyRead]:

@@ -67,3 +67,12 @@ member_tags = sa.table(
     sa.column("tagged_by", sa.String),
     sa.column("tagged_at", UTCDateTime()),
 )
+
+segments = sa.table("segments", sa.column("id", sa.BigInteger), sa.column("name", sa.String))
+segment_snapshots = sa.table(
+    "segment_snapshots",
+    sa.column("segment_id", sa.BigInteger),
+    sa.column("taken_at", UTCDateTime()),
+    sa.column("entered", sa.LargeBinary),
+    sa.column("exited", sa.LargeBinary),
+)

@@ -4,8 +4,15 @@ Decisions where the issue is silent:
 - A date trigger fires once per business day at its time of day; days missed while the worker
   was down are caught up (at most 31), days passed while the journey was paused are skipped.
 - A schedule fires every slot in (last slot, now]; slots passed while paused are skipped.
-- Segment entry/exit: the segments domain computes who entered or left; it hands the member
-  ids to `enroll_segment_changes` (the worker calls a registered provider, see worker hooks).
+- Segment entry/exit: the segments domain records each refresh of a saved segment as a
+  snapshot with who entered and who left since the previous one. `run_segment_triggers` reads
+  those snapshots in order with a cursor per journey (the instant of the last snapshot done),
+  so a crash re-reads a snapshot and the occurrence key `segment_entry:<name>:<taken_at>`
+  makes it enroll nobody twice. Only snapshots taken after the journey was first published
+  count: members already in the segment then did not "enter" (but a segment created after
+  the journey has everyone entering at its first snapshot, as the segments domain defines it).
+  Snapshots taken while the journey is paused are skipped. `enroll_segment_changes` lets a
+  caller push a diff directly; it uses the same occurrence key, so both paths never double.
 """
 
 from __future__ import annotations
@@ -147,6 +154,82 @@ def _enroll_chunks(
     return enrolled
 
 
+def run_segment_triggers(*, runtime: JourneyRuntime, now: datetime) -> int:
+    """Enroll from every segment snapshot taken by `now` that a journey has not done yet."""
+    with transaction(runtime.session_factory) as db:
+        watching = [
+            (journey.id, journey.created_at, trigger)
+            for journey, trigger in _segment_journeys(db, runtime)
+        ]
+    enrolled = 0
+    for journey_id, published_at, trigger in watching:
+        for taken_at, members in _snapshot_changes(runtime, journey_id, published_at, trigger, now):
+            key = f"{trigger.type}:{trigger.segment}:{taken_at.isoformat()}"
+            enrolled += _enroll_chunks(runtime, journey_id, members, key, taken_at)
+            with transaction(runtime.session_factory) as db:
+                cursor = cursors.lock(
+                    db, f"segment:{journey_id}", now=now, initial=taken_at.isoformat()
+                )
+                if cursor is not None:
+                    cursors.advance(cursor, taken_at.isoformat(), now=now)
+    return enrolled
+
+
+def watched_segments(*, runtime: JourneyRuntime) -> list[str]:
+    """Names of the saved segments that active journeys are triggered by (to refresh them)."""
+    with transaction(runtime.session_factory) as db:
+        return sorted(
+            {
+                trigger.segment
+                for journey, trigger in _segment_journeys(db, runtime)
+                if journey.status == JourneyStatus.ACTIVE
+            }
+        )
+
+
+def _segment_journeys(db: Session, runtime: JourneyRuntime) -> list[tuple[Journey, SegmentTrigger]]:
+    found = []
+    for journey in db.scalars(select_journeys()):
+        _, definition = runtime.definition(db, journey.id, journey.current_version)
+        if isinstance(definition.trigger, SegmentTrigger):
+            found.append((journey, definition.trigger))
+    return found
+
+
+def _snapshot_changes(
+    runtime: JourneyRuntime,
+    journey_id: int,
+    published_at: datetime,
+    trigger: SegmentTrigger,
+    now: datetime,
+) -> list[tuple[datetime, list[int]]]:
+    try:
+        from siyu.segments.snapshots import decode
+    except ImportError:  # the segments domain is not installed: nothing can have entered
+        return []
+    s, snap = sources.segments, sources.segment_snapshots
+    with transaction(runtime.session_factory) as db:
+        cursor = cursors.lock(
+            db, f"segment:{journey_id}", now=now, initial=published_at.isoformat()
+        )
+        if cursor is None:
+            return []
+        journey = db.get(Journey, journey_id)
+        active = journey is not None and journey.status == JourneyStatus.ACTIVE
+        column = snap.c.entered if trigger.type == "segment_entry" else snap.c.exited
+        rows = db.execute(
+            sa.select(snap.c.taken_at, column)
+            .join(s, s.c.id == snap.c.segment_id)
+            .where(
+                s.c.name == trigger.segment,
+                snap.c.taken_at > datetime.fromisoformat(cursor.value),
+                snap.c.taken_at <= now,
+            )
+            .order_by(snap.c.taken_at)
+        ).all()
+        return [(taken_at, sorted(decode(blob)) if active else []) for taken_at, blob in rows]
+
+
 def enroll_segment_changes(
     *,
     runtime: JourneyRuntime,
@@ -157,16 +240,16 @@ def enroll_segment_changes(
 ) -> int:
     """Enroll members who entered (or left) `segment` at `at` into journeys triggered by it."""
     changes = {"segment_entry": list(entered), "segment_exit": list(exited)}
-    enrolled = 0
     with transaction(runtime.session_factory) as db:
-        for journey in db.scalars(sa.select(Journey).where(Journey.status == JourneyStatus.ACTIVE)):
-            _, definition = runtime.definition(db, journey.id, journey.current_version)
-            trigger = definition.trigger
-            if not isinstance(trigger, SegmentTrigger) or trigger.segment != segment:
-                continue
-            for member_id in changes[trigger.type]:
-                key = f"{trigger.type}:{segment}:{at.isoformat()}"
-                enrolled += _enroll(db, journey, definition, member_id, key, at)
+        journeys = [
+            (journey.id, trigger.type)
+            for journey, trigger in _segment_journeys(db, runtime)
+            if journey.status == JourneyStatus.ACTIVE and trigger.segment == segment
+        ]
+    enrolled = 0
+    for journey_id, kind in journeys:
+        key = f"{kind}:{segment}:{at.isoformat()}"
+        enrolled += _enroll_chunks(runtime, journey_id, changes[kind], key, at)
     return enrolled
 
 

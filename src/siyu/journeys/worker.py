@@ -1,6 +1,7 @@
-"""One pass of the worker: other domains' hooks (expiries…), events, scheduled triggers, due
-steps, then deliveries. `siyu worker --once --now INSTANT` runs exactly this, so a simulation
-covers months by calling it once per simulated hour or day.
+"""One pass of the worker: other domains' hooks (expiries…), events, scheduled triggers,
+segment refreshes and entry/exit triggers, due steps, then deliveries. `siyu worker --once
+--now INSTANT` runs exactly this, so a simulation covers months by calling it once per
+simulated hour or day.
 
 Other domains add periodic work by appending "module:function" to `WORKER_HOOKS`; the function
 is called as `fn(session_factory=…, now=…)` and returns how many things it did. A hook whose
@@ -20,7 +21,7 @@ from siyu.delivery.interface import Channel
 from siyu.journeys.engine import run_due_steps
 from siyu.journeys.reactions import process_events
 from siyu.journeys.runtime import JourneyRuntime
-from siyu.journeys.triggers import run_scheduled_triggers
+from siyu.journeys.triggers import run_scheduled_triggers, run_segment_triggers, watched_segments
 
 WORKER_HOOKS: tuple[str, ...] = ("siyu.loyalty.expiry:run_due_expiries",)
 
@@ -68,6 +69,11 @@ def run_once(
             report.hooks[path] = int(hook(session_factory=runtime.session_factory, now=now) or 0)
     report.events = process_events(runtime=runtime, now=now)
     report.enrolled = run_scheduled_triggers(runtime=runtime, now=now)
+    if runtime.refresh_segments is not None:
+        segments = watched_segments(runtime=runtime)
+        if segments:
+            runtime.refresh_segments(segments, now)
+    report.enrolled += run_segment_triggers(runtime=runtime, now=now)
     report.steps = run_due_steps(runtime=runtime, now=now, batch_size=batch_size)
     dispatched = dispatch_due(
         session_factory=runtime.session_factory,
