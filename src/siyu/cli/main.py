@@ -45,6 +45,11 @@ def _register_commands() -> None:
     from siyu.cli import reports  # lifecycle/RFM/retention/repurchase (issue #3)
 
     reports.register(app)
+    from siyu.cli import identity, imports, members  # import + OneID (issues #2, #3)
+
+    imports.register(app)
+    members.register(app)
+    identity.register(app)
     from siyu.cli import profiles, tags  # member profiles and tags (issue #3)
 
     profiles.register(app)

@@ -173,6 +173,7 @@ class BatchOutcome:
 
     member_of: dict[tuple[str, str], int] = field(default_factory=dict)
     created_members: int = 0
+    created: set[int] = field(default_factory=set)
     merges: int = 0
     newly_polluted: list[Key] = field(default_factory=list)
 
@@ -189,7 +190,9 @@ def resolve_batch(
     outcome = BatchOutcome()
     outcome.newly_polluted = sorted(k for k in polluted if k in current and not current[k].polluted)
     for group in groups:
-        _settle_group(session, group, now, outcome)
+        if group.member_ids:
+            _settle_group(session, group, now, outcome)
+    _create_for(session, [g for g in groups if not g.member_ids], now, outcome)
     _write_identities(session, records, current, polluted, outcome, now)
     if outcome.newly_polluted:
         ids = [current[k].id for k in outcome.newly_polluted]
@@ -280,18 +283,26 @@ def _group(
 
 
 def _settle_group(session: Session, group: _Group, now: datetime, outcome: BatchOutcome) -> None:
-    if group.member_ids:
-        survivor, *merged = sorted(group.member_ids)
-        for member_id in merged:
-            merge_members(
-                session, survivor=survivor, merged=member_id, via=group.links[member_id], now=now
-            )
-            outcome.merges += 1
-    else:
-        survivor = create_member(session, seed=_earliest_seed(group.records), now=now)
-        outcome.created_members += 1
+    survivor, *merged = sorted(group.member_ids)
+    for member_id in merged:
+        merge_members(
+            session, survivor=survivor, merged=member_id, via=group.links[member_id], now=now
+        )
+        outcome.merges += 1
     for record in group.records:
         outcome.member_of[(record.kind, record.key)] = survivor
+
+
+def _create_for(
+    session: Session, groups: list[_Group], now: datetime, outcome: BatchOutcome
+) -> None:
+    """One new member per group that matched nobody, in one bulk INSERT … RETURNING."""
+    ids = create_members(session, seeds=[_earliest_seed(g.records) for g in groups], now=now)
+    outcome.created_members += len(ids)
+    outcome.created.update(ids)
+    for group, member_id in zip(groups, ids, strict=True):
+        for record in group.records:
+            outcome.member_of[(record.kind, record.key)] = member_id
 
 
 def _earliest_seed(records: Sequence[SourceRecord]) -> MemberSeed:
@@ -300,8 +311,8 @@ def _earliest_seed(records: Sequence[SourceRecord]) -> MemberSeed:
     return min(dated, key=lambda s: s.registered_at) if dated else members[0]  # type: ignore[arg-type, return-value]
 
 
-def create_member(session: Session, *, seed: MemberSeed, now: datetime) -> int:
-    values = {
+def _seed_values(seed: MemberSeed, now: datetime) -> dict[str, Any]:
+    return {
         "name": seed.name,
         "gender": seed.gender or "U",
         "birthday": seed.birthday,
@@ -311,9 +322,20 @@ def create_member(session: Session, *, seed: MemberSeed, now: datetime) -> int:
         "created_at": now,
         "updated_at": now,
     }
-    return int(
-        session.execute(sa.insert(Member).values(**values).returning(Member.id)).scalar_one()
+
+
+def create_member(session: Session, *, seed: MemberSeed, now: datetime) -> int:
+    return create_members(session, seeds=[seed], now=now)[0]
+
+
+def create_members(session: Session, *, seeds: Sequence[MemberSeed], now: datetime) -> list[int]:
+    if not seeds:
+        return []
+    statement = sa.insert(table_of(Member)).returning(
+        table_of(Member).c.id, sort_by_parameter_order=True
     )
+    rows = session.execute(statement, [_seed_values(seed, now) for seed in seeds])
+    return [int(member_id) for (member_id,) in rows]
 
 
 def merge_members(
