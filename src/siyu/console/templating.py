@@ -59,6 +59,7 @@ def render(
         "nav": build_nav(entries, role=user.role) if user is not None else [],
         "current_path": request.url.path,
         "csrf_token": csrf_token(request),
+        "tz": request.app.state.siyu.settings.tz,
     }
     return templates.TemplateResponse(
         request, template, {**shared, **(context or {})}, status_code=status_code

@@ -1,0 +1,63 @@
+"""Members: search (phones masked in the list) and the member 360 page.
+
+The 360 shows phones masked too; revealing a full value is an audited action that the
+people-and-trust work adds. Computed traits come from the warehouse profile as of the last
+profile refresh (`siyu profiles refresh`, the demo, or the worker) — a page view never
+recomputes them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from siyu.api.deps import SiyuDep
+from siyu.console.auth import CurrentUser
+from siyu.console.nav import NavEntry
+from siyu.console.templating import render
+from siyu.identity import queries
+from siyu.identity.errors import IdentityError
+from siyu.profiles import service as profiles_service
+
+router = APIRouter(prefix="/console/members")
+nav = [NavEntry(section="Members", label="Search", path="/console/members", order=0)]
+
+
+@router.get("")
+def search_page(
+    request: Request,
+    siyu: SiyuDep,
+    user: CurrentUser,
+    q: Annotated[str | None, Query(max_length=128)] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    results = queries.search_members(
+        session_factory=siyu.session_factory, query=q, page=page, page_size=25
+    )
+    return render(request, "members/search.html", {"q": q or "", "results": results})
+
+
+@router.get("/{member_id}")
+def member_page(
+    request: Request,
+    member_id: int,
+    siyu: SiyuDep,
+    user: CurrentUser,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    try:
+        member = queries.get_member(session_factory=siyu.session_factory, member_id=member_id)
+    except IdentityError as error:
+        context = {"title": "Member not found", "message": error.message}
+        return render(request, "error.html", context, status_code=404)
+    orders = queries.member_orders(
+        session_factory=siyu.session_factory, member_id=member.id, page=page, page_size=20
+    )
+    as_of = siyu.clock.now().astimezone(siyu.settings.tz).date()
+    profile = profiles_service.get_profile(
+        warehouse=siyu.warehouse, member_id=member.id, as_of=as_of
+    )
+    context = {"member": member, "orders": orders, "profile": profile, "as_of": as_of}
+    return render(request, "members/detail.html", context)

@@ -1,0 +1,317 @@
+"""The read side of members: search, the member 360 and a member's orders.
+
+Decisions:
+- A search term is tried as every identity it could be — a phone in any format (normalised),
+  member_no, unionid, external_userid, openid (any app), pos_id — and as a name prefix;
+  the matches are merged, resolved to surviving members, and paged by member id.
+- A merged-away member id or identity resolves to the survivor (`Member.merged_into_id`);
+  `MemberDetail.requested_id` keeps what was asked for.
+- Erased members (PIPL) are not found by search; by id they still resolve (their personal
+  fields are already empty).
+- A member's phone/member_no shown in lists is its current (not released) identity, lowest id
+  first; polluted values (placeholder phones) are shown but flagged in the 360.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.identity import oneid
+from siyu.identity.errors import IdentityNotUnderstoodError, MemberNotFoundError
+from siyu.identity.models import Identity, Member, MemberMerge
+from siyu.identity.phones import normalize_phone
+from siyu.identity.schemas import (
+    IdentityRead,
+    MemberDetail,
+    MemberPage,
+    MemberSummary,
+    MemberTagRead,
+    MergeRead,
+    OrderLineRead,
+    OrderPage,
+    OrderRead,
+)
+from siyu.orders.models import OrderLine
+from siyu.tags.models import MemberTag, Tag, TagGroup
+
+MAX_PAGE_SIZE = 200
+IDENTITY_TYPES = ("member_no", "phone", "unionid", "openid", "external_userid", "pos_id")
+_EXACT_TYPES = ("member_no", "unionid", "external_userid", "pos_id")
+
+
+def search_members(
+    *, session_factory: sessionmaker[Session], query: str | None, page: int = 1, page_size: int = 20
+) -> MemberPage:
+    """Members matching any identity value or a name prefix (all live members when no query)."""
+    page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
+    term = (query or "").strip()
+    with session_factory() as session:
+        live = sa.and_(Member.merged_into_id.is_(None), Member.erased_at.is_(None))
+        where = live
+        if term:
+            ids = _members_by_any_identity(session, term)
+            by_name = Member.name.like(_escape_like(term) + "%", escape="\\")
+            where = sa.and_(live, sa.or_(Member.id.in_(ids), by_name) if ids else by_name)
+        total = session.scalar(sa.select(sa.func.count()).select_from(Member).where(where)) or 0
+        rows = session.scalars(
+            sa.select(Member)
+            .where(where)
+            .order_by(Member.id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        ).all()
+        summaries = _summaries(session, list(rows))
+    return MemberPage(items=summaries, total=total, page=page, page_size=page_size)
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _members_by_any_identity(session: Session, term: str) -> set[int]:
+    conditions = [sa.and_(Identity.type.in_(_EXACT_TYPES), Identity.value == term)]
+    conditions.append(sa.and_(Identity.type.like("openid%"), Identity.value == term))
+    phone = normalize_phone(term)
+    if phone is not None:
+        conditions.append(sa.and_(Identity.type == "phone", Identity.value == phone))
+    found = session.scalars(
+        sa.select(Identity.member_id).where(sa.or_(*conditions), Identity.released_at.is_(None))
+    ).all()
+    return {oneid.survivor_of(session, member_id) for member_id in set(found)}
+
+
+def _summaries(session: Session, members: list[Member]) -> list[MemberSummary]:
+    shown = _first_identities(session, [m.id for m in members], ("phone", "member_no"))
+    return [
+        MemberSummary(
+            id=m.id,
+            member_no=shown.get((m.id, "member_no")),
+            name=m.name,
+            phone=shown.get((m.id, "phone")),
+            gender=m.gender,
+            store_code=m.store_code,
+            channel=m.channel,
+            registered_at=m.registered_at,
+        )
+        for m in members
+    ]
+
+
+def _first_identities(
+    session: Session, member_ids: list[int], types: tuple[str, ...]
+) -> dict[tuple[int, str], str]:
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        sa.select(Identity.member_id, Identity.type, Identity.value)
+        .where(
+            Identity.member_id.in_(member_ids),
+            Identity.type.in_(types),
+            Identity.released_at.is_(None),
+        )
+        .order_by(Identity.id)
+    )
+    first: dict[tuple[int, str], str] = {}
+    for member_id, kind, value in rows:
+        first.setdefault((member_id, kind), value)
+    return first
+
+
+def get_member(*, session_factory: sessionmaker[Session], member_id: int) -> MemberDetail:
+    """The member 360 for an id; a merged-away id shows its survivor."""
+    with session_factory() as session:
+        if session.get(Member, member_id) is None:
+            raise MemberNotFoundError(f"member id {member_id}")
+        return _detail(session, requested_id=member_id)
+
+
+def get_member_by_identity(
+    *, session_factory: sessionmaker[Session], identity_type: str, value: str
+) -> MemberDetail:
+    """The member 360 for one typed identity (`phone` in any format, `openid:<appid>`, …)."""
+    kind, lookup = _typed_key(identity_type, value)
+    with session_factory() as session:
+        member_id = session.scalar(
+            sa.select(Identity.member_id)
+            .where(Identity.type == kind, Identity.value == lookup)
+            .order_by(Identity.released_at.is_not(None), Identity.id.desc())
+            .limit(1)
+        )
+        if member_id is None:
+            raise MemberNotFoundError(f"{identity_type}:{value}")
+        return _detail(session, requested_id=member_id)
+
+
+def _typed_key(identity_type: str, value: str) -> tuple[str, str]:
+    kind, text = identity_type.strip(), value.strip()
+    if kind not in IDENTITY_TYPES and not kind.startswith("openid:"):
+        why = f"unknown identity type; one of {', '.join(IDENTITY_TYPES)} or openid:<appid>"
+        raise IdentityNotUnderstoodError(f"{identity_type}:{value}", why)
+    if kind == "phone":
+        phone = normalize_phone(text)
+        if phone is None:
+            raise IdentityNotUnderstoodError(f"phone:{value}", "not a valid mobile number")
+        return kind, phone
+    return kind, text
+
+
+def _detail(session: Session, *, requested_id: int) -> MemberDetail:
+    member_id = oneid.survivor_of(session, requested_id)
+    member = session.get(Member, member_id)
+    assert member is not None  # survivor_of only follows existing foreign keys
+    identities = _identities(session, member_id)
+    current = [i for i in identities if i.current]
+    orders, spend = _order_totals(session, member_id)
+    return MemberDetail(
+        id=member_id,
+        requested_id=requested_id,
+        name=member.name,
+        gender=member.gender,
+        birthday=member.birthday,
+        registered_at=member.registered_at,
+        store_code=member.store_code,
+        channel=member.channel,
+        member_nos=[i.value for i in current if i.type == "member_no"],
+        phone=next((i.value for i in current if i.type == "phone" and not i.polluted), None),
+        identities=identities,
+        tags=_tags(session, member_id),
+        merges=_merges(session, member_id),
+        orders=orders,
+        spend=spend,
+    )
+
+
+def _identities(session: Session, member_id: int) -> list[IdentityRead]:
+    rows = session.scalars(
+        sa.select(Identity)
+        .where(Identity.member_id == member_id)
+        .order_by(Identity.type, Identity.id)
+    )
+    return [
+        IdentityRead(
+            type=row.type,
+            value=row.value,
+            polluted=row.polluted,
+            current=row.released_at is None,
+            first_seen_at=row.first_seen_at,
+        )
+        for row in rows
+    ]
+
+
+def _tags(session: Session, member_id: int) -> list[MemberTagRead]:
+    rows = session.execute(
+        sa.select(TagGroup.name, Tag.name, MemberTag.source, MemberTag.tagged_at)
+        .join(Tag, Tag.id == MemberTag.tag_id)
+        .join(TagGroup, TagGroup.id == Tag.group_id)
+        .where(MemberTag.member_id == member_id)
+        .order_by(TagGroup.name, Tag.name)
+    )
+    return [
+        MemberTagRead(tag=f"{group}:{name}", source=source, tagged_at=at)
+        for group, name, source, at in rows
+    ]
+
+
+def _merges(session: Session, member_id: int) -> list[MergeRead]:
+    """Every merge that folded some member into this one, including merges into members that
+    were themselves merged here later (the whole chain)."""
+    chain = {member_id}
+    frontier = [member_id]
+    while frontier:
+        merged = session.scalars(
+            sa.select(MemberMerge.merged_id).where(MemberMerge.survivor_id.in_(frontier))
+        ).all()
+        frontier = [m for m in merged if m not in chain]
+        chain.update(frontier)
+    rows = session.scalars(
+        sa.select(MemberMerge)
+        .where(MemberMerge.survivor_id.in_(chain))
+        .order_by(MemberMerge.merged_at, MemberMerge.id)
+    )
+    return [
+        MergeRead(
+            merged_id=row.merged_id,
+            survivor_id=row.survivor_id,
+            via_type=row.via_type,
+            via_value=row.via_value,
+            reason=row.reason,
+            merged_at=row.merged_at,
+        )
+        for row in rows
+    ]
+
+
+def _order_totals(session: Session, member_id: int) -> tuple[int, Decimal]:
+    """Paid orders without any refunded line, and their total (DESIGN §4.5)."""
+    refunded = (
+        sa.select(OrderLine.order_id)
+        .where(OrderLine.member_id == member_id, OrderLine.status == "refunded")
+        .distinct()
+    )
+    orders, spend = session.execute(
+        sa.select(
+            sa.func.count(sa.distinct(OrderLine.order_id)), sa.func.sum(OrderLine.amount)
+        ).where(OrderLine.member_id == member_id, OrderLine.order_id.not_in(refunded))
+    ).one()
+    return int(orders or 0), Decimal(spend or 0).quantize(Decimal("0.01"))
+
+
+def member_orders(
+    *, session_factory: sessionmaker[Session], member_id: int, page: int = 1, page_size: int = 20
+) -> OrderPage:
+    """The member's orders, newest first, each with its lines (refunded orders included)."""
+    page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
+    with session_factory() as session:
+        if session.get(Member, member_id) is None:
+            raise MemberNotFoundError(f"member id {member_id}")
+        survivor = oneid.survivor_of(session, member_id)
+        mine = OrderLine.member_id == survivor
+        total = session.scalar(
+            sa.select(sa.func.count(sa.distinct(OrderLine.order_id))).where(mine)
+        )
+        newest = (
+            sa.select(OrderLine.order_id, sa.func.min(OrderLine.paid_at).label("paid_at"))
+            .where(mine)
+            .group_by(OrderLine.order_id)
+            .order_by(sa.desc("paid_at"), OrderLine.order_id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        order_ids = [row.order_id for row in session.execute(newest)]
+        lines = session.scalars(
+            sa.select(OrderLine)
+            .where(mine, OrderLine.order_id.in_(order_ids))
+            .order_by(OrderLine.order_id, OrderLine.line_no)
+        ).all()
+    by_order: dict[str, list[OrderLine]] = defaultdict(list)
+    for line in lines:
+        by_order[line.order_id].append(line)
+    items = [_order(order_id, by_order[order_id]) for order_id in order_ids]
+    return OrderPage(items=items, total=int(total or 0), page=page, page_size=page_size)
+
+
+def _order(order_id: str, lines: list[OrderLine]) -> OrderRead:
+    first = lines[0]
+    return OrderRead(
+        order_id=order_id,
+        paid_at=min(line.paid_at for line in lines),
+        store_code=first.store_code,
+        channel=first.channel,
+        amount=sum((line.amount for line in lines), Decimal(0)),
+        refunded=any(line.status == "refunded" for line in lines),
+        lines=[
+            OrderLineRead(
+                line_no=line.line_no,
+                amount=line.amount,
+                status=line.status,
+                category=line.category,
+                sku=line.sku,
+            )
+            for line in lines
+        ],
+    )
