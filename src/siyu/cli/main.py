@@ -50,6 +50,9 @@ def _register_commands() -> None:
     imports.register(app)
     members.register(app)
     identity.register(app)
+    from siyu.cli import generate  # the seeded demo/benchmark brand (issue #2)
+
+    generate.register(app)
     from siyu.cli import profiles, tags  # member profiles and tags (issue #3)
 
     profiles.register(app)
