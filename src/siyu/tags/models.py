@@ -37,6 +37,8 @@ class MemberTag(Base):
 
     member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(BigId, ForeignKey("tags.id"), primary_key=True, index=True)
-    source: Mapped[str] = mapped_column(String(16), default="manual")  # manual | rule | wecom | import
+    source: Mapped[str] = mapped_column(
+        String(16), default="manual"
+    )  # manual | rule | wecom | import
     tagged_by: Mapped[str | None] = mapped_column(String(64), default=None)
     tagged_at: Mapped[datetime] = mapped_column(UTCDateTime)

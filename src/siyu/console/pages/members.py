@@ -50,8 +50,8 @@ def member_page(
     try:
         member = queries.get_member(session_factory=siyu.session_factory, member_id=member_id)
     except IdentityError as error:
-        context = {"title": "Member not found", "message": error.message}
-        return render(request, "error.html", context, status_code=404)
+        missing = {"title": "Member not found", "message": error.message}
+        return render(request, "error.html", missing, status_code=404)
     orders = queries.member_orders(
         session_factory=siyu.session_factory, member_id=member.id, page=page, page_size=20
     )
@@ -59,5 +59,10 @@ def member_page(
     profile = profiles_service.get_profile(
         warehouse=siyu.warehouse, member_id=member.id, as_of=as_of
     )
-    context = {"member": member, "orders": orders, "profile": profile, "as_of": as_of}
+    context: dict[str, object] = {
+        "member": member,
+        "orders": orders,
+        "profile": profile,
+        "as_of": as_of,
+    }
     return render(request, "members/detail.html", context)
