@@ -16,6 +16,8 @@ from typing import Any
 from siyu.bootstrap import Siyu
 
 DEMO_ADMIN = ("admin", "siyu-demo")
+# (username, password, role): a supervisor and a guide, bound to staff of the generated roster.
+DEMO_USERS = (("supervisor", "siyu-demo", "supervisor"), ("guide", "siyu-demo", "guide"))
 MARKER = "demo.json"
 
 

@@ -3,7 +3,186 @@ script would, so the demo doubles as an end-to-end check that the domains compos
 
 from __future__ import annotations
 
-from siyu.demo.build import DemoContext, DemoStage
+from datetime import timedelta
+
+from siyu.demo.build import DEMO_ADMIN, DEMO_USERS, DemoContext, DemoStage
+
+HISTORY_DAYS = 900  # about two and a half years: two Double 11s, two CNYs, a 618 or two
+
+
+def generate_brand(context: DemoContext) -> str:
+    """Write "Demo Tea" as import files whose history ends today (business time zone)."""
+    from siyu.generate.brand import generate_brand as write_brand
+
+    today = context.now.astimezone(context.siyu.settings.tz).date()
+    manifest = write_brand(
+        context.input_dir,
+        members=context.members,
+        seed=context.seed,
+        start=today - timedelta(days=HISTORY_DAYS),
+        end=today,
+    )
+    counts = manifest["counts"]
+    context.facts["generated"] = counts
+    return (
+        f"generated: {counts['stores']} stores, {counts['staff']} staff, "
+        f"{counts['members']:,} members, {counts['order_lines']:,} order lines, "
+        f"{counts['events']:,} events ({manifest['malformed_rows']} malformed rows on purpose)"
+    )
+
+
+def import_brand(context: DemoContext) -> str:
+    """Import stores and staff, then members, orders and events, as `siyu import` does."""
+    import sqlalchemy as sa
+
+    from siyu.identity.models import Member
+    from siyu.ingest import directory
+    from siyu.ingest import service as ingest_service
+
+    siyu, folder = context.siyu, context.input_dir
+    for kind, importer in (("stores", directory.import_stores), ("staff", directory.import_staff)):
+        importer(session_factory=siyu.session_factory, path=folder / f"{kind}.csv", now=context.now)
+    imported: dict[str, dict[str, int]] = {}
+    for kind, name in (
+        ("members", "members.csv"),
+        ("orders", "orders.csv"),
+        ("events", "events.ndjson"),
+    ):
+        result = ingest_service.import_file(
+            session_factory=siyu.session_factory,
+            kind=kind,
+            path=folder / name,
+            now=context.now,
+            tz=siyu.settings.tz,
+            max_member_nos=siyu.settings.identity_max_member_nos_per_value,
+        )
+        imported[kind] = {"accepted": result.accepted, "rejected": result.rejected}
+    context.facts["imported"] = imported
+    with siyu.session_factory() as session:
+        people = session.scalar(
+            sa.select(sa.func.count()).select_from(Member).where(Member.merged_into_id.is_(None))
+        )
+    context.facts["members"] = people
+    rejected = sum(counts["rejected"] for counts in imported.values())
+    return (
+        f"imported: {imported['members']['accepted']:,} member rows, "
+        f"{imported['orders']['accepted']:,} order lines, "
+        f"{imported['events']['accepted']:,} events; "
+        f"OneID: {people:,} people; {rejected} rows rejected with reasons "
+        f"(see {folder}/*.rejected.csv)"
+    )
+
+
+def create_users(context: DemoContext) -> str:
+    """The HQ admin, plus a supervisor and a guide bound to real staff rows of the roster."""
+    import sqlalchemy as sa
+
+    from siyu.access import service as access_service
+    from siyu.access.schemas import Role
+    from siyu.staff.models import Staff
+
+    siyu = context.siyu
+    with siyu.session_factory() as session:
+        guide = session.execute(
+            sa.select(Staff.id, Staff.region).where(Staff.role == "guide").order_by(Staff.id)
+        ).first()
+    created = []
+    for username, password, role in ((*DEMO_ADMIN, "hq"), *DEMO_USERS):
+        staff_id = guide.id if guide is not None and role == "guide" else None
+        region = guide.region if guide is not None and role in ("guide", "supervisor") else None
+        access_service.create_user(
+            session_factory=siyu.session_factory,
+            clock=siyu.clock,
+            username=username,
+            password=password,
+            role=Role(role),
+            staff_id=staff_id,
+            region=region,
+            actor="demo",
+        )
+        created.append(f"{username} ({role})")
+    return f"console users: {', '.join(created)}"
+
+
+DEMO_TAG_GROUPS: tuple[tuple[str, bool], ...] = (
+    ("taste", False),
+    ("value", True),
+    ("service", False),
+)
+DEMO_RULE_TAGS: tuple[tuple[str, dict[str, object]], ...] = (
+    (
+        "taste:milk-tea-lover",
+        {
+            "event": "order_paid",
+            "within_days": 180,
+            "where": [{"prop": "category", "op": "in", "value": ["drinks"]}],
+            "count": {"op": "gte", "value": 3},
+        },
+    ),
+    (
+        "value:big-spender",
+        {"event": "order_paid", "within_days": 365, "sum": "amount", "op": "gte", "value": 300},
+    ),
+    ("value:churn-risk", {"lifecycle": "in", "value": ["silent"]}),
+)
+DEMO_MANUAL_TAGS = ("service:vip-care", "taste:less-sugar")
+
+
+def define_tags(context: DemoContext) -> str:
+    """Tag groups, three rule tags (recomputed now) and two manual tags a guide would set."""
+    import sqlalchemy as sa
+
+    from siyu.identity.models import Member
+    from siyu.tags import service as tags_service
+
+    siyu = context.siyu
+    for name, exclusive in DEMO_TAG_GROUPS:
+        tags_service.create_group(
+            session_factory=siyu.session_factory,
+            clock=siyu.clock,
+            name=name,
+            exclusive=exclusive,
+            actor="demo",
+        )
+    for tag, rule in DEMO_RULE_TAGS:
+        tags_service.define_tag(
+            session_factory=siyu.session_factory, clock=siyu.clock, tag=tag, rule=rule, actor="demo"
+        )
+    for tag in DEMO_MANUAL_TAGS:
+        tags_service.define_tag(
+            session_factory=siyu.session_factory, clock=siyu.clock, tag=tag, actor="demo"
+        )
+    with siyu.session_factory() as session:
+        some = session.scalars(
+            sa.select(Member.id)
+            .where(Member.merged_into_id.is_(None))
+            .order_by(Member.id)
+            .limit(40)
+        ).all()
+    for index, member_id in enumerate(some):
+        tags_service.tag_member(
+            session_factory=siyu.session_factory,
+            clock=siyu.clock,
+            member_id=member_id,
+            tag=DEMO_MANUAL_TAGS[index % 2],
+            actor="guide:demo",
+        )
+    result = tags_service.recompute_rule_tags(
+        session_factory=siyu.session_factory,
+        warehouse=siyu.warehouse,
+        clock=siyu.clock,
+        tz=siyu.settings.tz,
+    )
+    counts = {outcome.tag: outcome.members for outcome in result.tags}
+    context.facts["rule_tags"] = counts
+    return "tags: " + ", ".join(f"{tag} {count:,}" for tag, count in counts.items())
+
+
+def refresh_profiles(context: DemoContext) -> str:
+    from siyu.profiles.service import refresh_profiles as refresh
+
+    result = refresh(warehouse=context.siyu.warehouse, full=True)
+    return f"profiles: {result}"
 
 
 def sync_warehouse(context: DemoContext) -> str:
@@ -52,7 +231,12 @@ def run_worker(context: DemoContext) -> str:
 
 
 STAGES: tuple[DemoStage, ...] = (
+    DemoStage("generate", generate_brand),
+    DemoStage("import", import_brand),
+    DemoStage("users", create_users),
     DemoStage("warehouse", sync_warehouse),
+    DemoStage("tags", define_tags),
+    DemoStage("profiles", refresh_profiles),
     DemoStage("journeys", apply_journeys),
     DemoStage("worker", run_worker),
 )
