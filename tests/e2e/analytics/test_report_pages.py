@@ -22,7 +22,9 @@ from siyu.config import Settings
 from siyu.db import transaction
 from siyu.warehouse.sync import sync_all
 from tests.conftest import require_real
+from tests.e2e.console.helpers import login
 from tests.factories import operational as op
+from tests.factories.brand import PASSWORD, hq_user
 
 NOW = FixedClock(datetime(2026, 6, 18, 2, 0, tzinfo=UTC))
 CHROMIUM = "/usr/bin/chromium"
@@ -47,13 +49,20 @@ def demo_tea(tmp_path: Path) -> Iterator[Siyu]:
         warehouse=siyu.warehouse,
         tz=ZoneInfo("Asia/Shanghai"),
     )
+    hq_user(siyu.session_factory, NOW)
     yield siyu
     siyu.close()
 
 
+def signed_in(siyu: Siyu) -> TestClient:
+    client = TestClient(create_app(siyu))
+    assert login(client, "zhang.hq", PASSWORD).status_code == 303
+    return client
+
+
 @pytest.mark.parametrize("name", ["lifecycle", "rfm", "retention", "repurchase"])
 def test_each_report_page_renders_an_inline_svg_chart(demo_tea: Siyu, name: str) -> None:
-    page = TestClient(create_app(demo_tea)).get(f"/console/reports/{name}?as_of=2026-06-18")
+    page = signed_in(demo_tea).get(f"/console/reports/{name}?as_of=2026-06-18")
     assert page.status_code == 200
     assert f'data-report="{name}"' in page.text
     assert "<svg" in page.text
@@ -61,19 +70,25 @@ def test_each_report_page_renders_an_inline_svg_chart(demo_tea: Siyu, name: str)
 
 
 def test_lifecycle_page_shows_the_stage_flows_of_the_month(demo_tea: Siyu) -> None:
-    page = TestClient(create_app(demo_tea)).get("/console/reports/lifecycle?as_of=2026-06-18")
+    page = signed_in(demo_tea).get("/console/reports/lifecycle?as_of=2026-06-18")
     # Wang Fang was introduced in May (one April order) and is growing in June.
     assert "Stage flows since 2026-05-18" in page.text
     assert '<th scope="row">introduced</th>' in page.text
 
 
 def test_repurchase_page_states_the_rate(demo_tea: Siyu) -> None:
-    page = TestClient(create_app(demo_tea)).get("/console/reports/repurchase?as_of=2026-06-18")
+    page = signed_in(demo_tea).get("/console/reports/repurchase?as_of=2026-06-18")
     assert "Repurchase rate 50.0%: 1 of\n2 buyers" in page.text
 
 
+def test_report_pages_ask_for_a_login_first(demo_tea: Siyu) -> None:
+    page = TestClient(create_app(demo_tea)).get("/console/reports/rfm", follow_redirects=False)
+    assert page.status_code in (302, 303, 307)
+    assert "/console/login" in page.headers["location"]
+
+
 def test_an_unknown_report_is_a_404(demo_tea: Siyu) -> None:
-    assert TestClient(create_app(demo_tea)).get("/console/reports/nps").status_code == 404
+    assert signed_in(demo_tea).get("/console/reports/nps").status_code == 404
 
 
 def _free_port() -> int:
@@ -100,14 +115,25 @@ def test_chromium_shows_the_rfm_table_and_chart(demo_tea: Siyu) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
             page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/console/login")
+            page.fill("input[name=username]", "zhang.hq")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("form button[type=submit]")
+            page.wait_for_url("**/console/")
             page.goto(f"http://127.0.0.1:{port}/console/reports/rfm?as_of=2026-06-18")
             assert page.locator("table.rfm tbody tr").count() == 8
             assert page.locator("svg[aria-label='bar chart'] rect").count() == 8
             page.fill("input[name=as_of]", "2026-06-01")
-            page.click("button[type=submit]")
+            page.click("section.reports form button[type=submit]")
             page.wait_for_url("**as_of=2026-06-01")
             assert page.locator("h1").inner_text() == "RFM report"
             browser.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_every_report_page_links_to_the_other_three(demo_tea: Siyu) -> None:
+    page = signed_in(demo_tea).get("/console/reports/retention?as_of=2026-06-18")
+    for name in ("lifecycle", "rfm", "repurchase"):
+        assert f'href="/console/reports/{name}"' in page.text

@@ -1,56 +1,55 @@
 """Console pages of the four reports: /console/reports/{lifecycle|rfm|retention|repurchase}.
 
-Server-rendered HTML with inline SVG charts (no scripts, no CDN). The data comes only from
-`siyu.analytics.service` (the same numbers as `siyu report … --json`) plus its console extras:
-lifecycle month-over-month stage flows, the RFM table with spend shares, the retention heatmap
-and the repurchase trend. Until the console shell lands, pages render in a small stand-alone
-frame (`reports/_layout.html`); when `base.html` exists they extend it instead (blocks
-`title`, `style`, `content`). The pages do not sync the warehouse: they show what the last
-sync (import, worker, `siyu report`) left, so a page view never writes.
+Server-rendered inside the console shell with inline SVG charts (no scripts, no CDN). The data
+comes only from `siyu.analytics.service` (the same numbers as `siyu report … --json`) plus its
+console extras: lifecycle month-over-month stage flows, the RFM table with spend shares, the
+retention heatmap and the repurchase trend. The pages do not sync the warehouse: they show what
+the last sync (import, worker, overview page, `siyu report`) left, so a report view never writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, TemplateNotFound, select_autoescape
 
 from siyu.analytics import service as analytics_service
 from siyu.analytics.errors import AnalyticsError
 from siyu.analytics.lifecycle import LifecycleStage
 from siyu.api.deps import SiyuDep
+from siyu.console.auth import CurrentUser
+from siyu.console.nav import NavEntry
+from siyu.console.templating import render
 
 router = APIRouter(prefix="/console/reports", tags=["console"], include_in_schema=False)
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 REPORTS = [
     ("lifecycle", "Lifecycle"),
     ("rfm", "RFM"),
     ("retention", "Retention"),
     ("repurchase", "Repurchase"),
 ]
-_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-
-
-def _layout() -> str:
-    try:
-        _env.get_template("base.html")
-    except TemplateNotFound:
-        return "reports/_layout.html"
-    return "base.html"
+nav = [
+    NavEntry(section="Reports", label=label, path=f"/console/reports/{key}", order=10 * index)
+    for index, (key, label) in enumerate(REPORTS)
+]
 
 
 @router.get("", include_in_schema=False)
-def index() -> RedirectResponse:
+def index(user: CurrentUser) -> RedirectResponse:
     return RedirectResponse("/console/reports/lifecycle")
 
 
 @router.get("/{name}", response_class=HTMLResponse)
-def report_page(name: str, siyu: SiyuDep, as_of: str | None = Query(default=None)) -> HTMLResponse:
+def report_page(
+    request: Request,
+    name: str,
+    siyu: SiyuDep,
+    user: CurrentUser,
+    as_of: str | None = Query(default=None),
+) -> HTMLResponse:
     titles = dict(REPORTS)
     if name not in titles:
         raise HTTPException(status_code=404, detail=f"no report {name!r}")
@@ -66,7 +65,6 @@ def report_page(name: str, siyu: SiyuDep, as_of: str | None = Query(default=None
     except AnalyticsError as error:
         raise HTTPException(status_code=422, detail=error.message) from error
     context = {
-        "layout": _layout(),
         "name": name,
         "title": f"{titles[name]} report",
         "reports": REPORTS,
@@ -74,7 +72,7 @@ def report_page(name: str, siyu: SiyuDep, as_of: str | None = Query(default=None
         "report": report,
         **VIEWS[name](report, extras, day),
     }
-    return HTMLResponse(_env.get_template(f"reports/{name}.html").render(context))
+    return render(request, f"reports/{name}.html", context)
 
 
 def _lifecycle_view(report: dict[str, Any], flows: dict[str, Any], day: date) -> dict[str, Any]:
