@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "siyu.access.models",
     "siyu.journeys.models",
     "siyu.delivery.models",
+    "siyu.loyalty.models",
 )
 
 
