@@ -65,7 +65,8 @@ def demo(
         stderr.print(f"Demo brand built in {time.perf_counter() - started:.1f} s.")
     user, password = DEMO_ADMIN
     stderr.print(
-        f"\n[bold]Console:[/] http://{host}:{port}/   login [bold]{user}[/] / [bold]{password}[/]"
+        f"\n[bold]Console:[/] http://{host}:{port}/console/   "
+        f"login [bold]{user}[/] / [bold]{password}[/]"
         f"\n[bold]API docs:[/] http://{host}:{port}/api/docs\n"
     )
     if serve:

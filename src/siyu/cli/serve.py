@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from siyu.bootstrap import Siyu
 from siyu.cli.context import state, stderr
 
 
@@ -22,11 +23,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
+    run_server(state(ctx).siyu(), host=host, port=port)
+
+
+def run_server(siyu: Siyu, *, host: str, port: int) -> None:
+    """Serve the API and console of an already composed siyu until interrupted."""
     import uvicorn
 
     from siyu.api.app import create_app
 
-    siyu = state(ctx).siyu()
     application = create_app(siyu)
     stderr.print(
         f"siyu console: http://{host}:{port}/console/  ·  API docs: http://{host}:{port}/api/docs"

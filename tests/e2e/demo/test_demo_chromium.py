@@ -1,0 +1,79 @@
+"""A newcomer's first minutes in the demo console, in a real Chromium: sign in, find a member,
+open their 360 page, look at a journey and a report."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from siyu.api.app import create_app
+from siyu.bootstrap import bootstrap
+from siyu.config import Settings
+from siyu.demo.build import DEMO_ADMIN
+from tests.conftest import require_real
+
+CHROMIUM = os.environ.get("SIYU_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served_demo(demo_dir: Path) -> Iterator[str]:
+    require_real("chromium", os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
+    port = _free_port()
+    siyu = bootstrap(Settings(data_dir=demo_dir))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(siyu), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_newcomer_signs_in_finds_a_member_and_opens_a_journey_and_a_report(
+    served_demo: str,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    username, password = DEMO_ADMIN
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--disable-background-networking", "--no-sandbox"]
+        )
+        page = browser.new_page()
+        page.goto(f"{served_demo}/console/")
+        page.wait_for_url("**/console/login**")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password)
+        page.click("form button[type=submit]")
+        page.wait_for_url("**/console/")
+
+        page.goto(f"{served_demo}/console/members")
+        first = page.locator("table.members tbody tr").first
+        assert "****" in first.locator("td.phone").inner_text()  # masked in lists
+        first.locator("a").first.click()
+        page.wait_for_url("**/console/members/*")
+        assert page.locator("h1").count() == 1
+
+        page.goto(f"{served_demo}/console/journeys")
+        assert page.get_by_text("new-member-sop").count() >= 1
+
+        page.goto(f"{served_demo}/console/reports/lifecycle")
+        assert page.locator("svg").count() >= 1
+        browser.close()
