@@ -3,6 +3,7 @@ open their 360 page, look at a journey and a report."""
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import threading
@@ -46,8 +47,16 @@ def served_demo(demo_dir: Path) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-def test_newcomer_signs_in_finds_a_member_and_opens_a_journey_and_a_report(
-    served_demo: str,
+def a_phone_of_one_member(demo_dir: Path) -> str:
+    """A phone that appears on exactly one member row of the generated file (not a placeholder)."""
+    with (demo_dir / "demo-input" / "members.csv").open(encoding="utf-8") as handle:
+        phones = [row["phone"] for row in csv.DictReader(handle) if row["phone"]]
+    unique = [phone for phone in phones if phones.count(phone) == 1 and phone.isdigit()]
+    return unique[0]
+
+
+def test_newcomer_signs_in_finds_a_member_by_phone_and_opens_a_journey_and_a_report(
+    served_demo: str, demo_dir: Path
 ) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -65,11 +74,18 @@ def test_newcomer_signs_in_finds_a_member_and_opens_a_journey_and_a_report(
         page.wait_for_url("**/console/")
 
         page.goto(f"{served_demo}/console/members")
-        first = page.locator("table.members tbody tr").first
-        assert "****" in first.locator("td.phone").inner_text()  # masked in lists
-        first.locator("a").first.click()
+        assert "****" in page.locator("table.members td.phone").first.inner_text()  # masked
+        phone = a_phone_of_one_member(demo_dir)
+        messy = f"+86 {phone[:3]}-{phone[3:7]} {phone[7:]}"  # as an operator might paste it
+        page.fill("input[name=q]", messy)
+        page.click("form.search button[type=submit]")
+        page.wait_for_url("**/console/members?q=*")
+        rows = page.locator("table.members tbody tr")
+        assert rows.count() == 1
+        assert rows.locator("td.phone").inner_text() == f"{phone[:3]}****{phone[7:]}"
+        rows.locator("a").first.click()
         page.wait_for_url("**/console/members/*")
-        assert page.locator("h1").count() == 1
+        assert phone[7:] in page.content()
 
         page.goto(f"{served_demo}/console/journeys")
         assert page.get_by_text("new-member-sop").count() >= 1
