@@ -121,10 +121,34 @@ def preview(siyu: SiyuDep, request: PreviewRequest) -> dict[str, str]:
                 template=request.template,
                 member_id=request.member_id,
                 event=request.event,
+                tz=siyu.settings.tz,
             )
     except JourneyError as error:
         raise _http(error) from error
     return {"text": text}
+
+
+@router.get("/journeys/{name}/preview")
+def preview_journey(
+    siyu: SiyuDep, name: str, member_id: int, version: int | None = None
+) -> list[dict[str, Any]]:
+    """Every message step of the journey rendered for one member; nothing is sent."""
+    from siyu.channels.base import SandboxedRenderer
+
+    try:
+        with transaction(siyu.session_factory) as db:
+            previews = journey_service.preview_journey(
+                db_session=db,
+                now=siyu.clock.now(),
+                tz=siyu.settings.tz,
+                renderer=SandboxedRenderer(),
+                name=name,
+                member_id=member_id,
+                version=version,
+            )
+    except JourneyError as error:
+        raise _http(error) from error
+    return [dataclasses.asdict(p) for p in previews]
 
 
 @router.get("/delivery/outbox")
@@ -132,11 +156,27 @@ def outbox(
     siyu: SiyuDep,
     channel: str | None = None,
     member_id: int | None = None,
+    status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     with transaction(siyu.session_factory) as db:
         rows = delivery_service.list_outbox(
-            db_session=db, channel=channel, member_id=member_id, limit=limit
+            db_session=db, channel=channel, member_id=member_id, status=status, limit=limit
+        )
+    return [dataclasses.asdict(row) for row in rows]
+
+
+@router.get("/delivery/decisions")
+def decisions(
+    siyu: SiyuDep,
+    outbox_id: int | None = None,
+    decision: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """What the delivery policy decided about each message (sent/held/suppressed…) and why."""
+    with transaction(siyu.session_factory) as db:
+        rows = delivery_service.list_decisions(
+            db_session=db, outbox_id=outbox_id, decision=decision, limit=limit
         )
     return [dataclasses.asdict(row) for row in rows]
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 class DeliveryErrorCode(StrEnum):
     UNKNOWN_CHANNEL = "unknown_channel"
     INVALID_POLICY = "invalid_policy"
+    NOT_FOUND = "not_found"
 
 
 class DeliveryError(Exception):

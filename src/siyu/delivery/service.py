@@ -11,7 +11,14 @@ from sqlalchemy.orm import Session
 from siyu.audit import service as audit_service
 from siyu.delivery import sources
 from siyu.delivery.errors import DeliveryError, DeliveryErrorCode
-from siyu.delivery.models import Consent, FrequencyCap, OutboxMessage, QuietHours, QuietRule
+from siyu.delivery.models import (
+    Consent,
+    DeliveryDecision,
+    FrequencyCap,
+    OutboxMessage,
+    QuietHours,
+    QuietRule,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,22 @@ class OutboxRead:
     attempts: int
     created_at: datetime
     sent_at: datetime | None
+    source: str = ""
+    not_before: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionRead:
+    """One policy/dispatch decision about an outbox message: sent, held, suppressed… and why."""
+
+    id: int
+    outbox_id: int
+    member_id: int | None
+    channel: str
+    decision: str
+    reason: str
+    at: datetime
 
 
 def record_consent(
@@ -132,14 +155,62 @@ def list_outbox(
     db_session: Session,
     channel: str | None = None,
     member_id: int | None = None,
+    status: str | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[OutboxRead]:
-    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit)
+    """Newest first, optionally one channel, member or status (pending/sent/suppressed/dead)."""
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit).offset(offset)
     if channel is not None:
         query = query.where(OutboxMessage.channel == channel)
     if member_id is not None:
         query = query.where(OutboxMessage.member_id == member_id)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
     return [_read(row) for row in db_session.scalars(query)]
+
+
+def get_message(*, db_session: Session, outbox_id: int) -> OutboxRead:
+    row = db_session.get(OutboxMessage, outbox_id)
+    if row is None:
+        raise DeliveryError(DeliveryErrorCode.NOT_FOUND, f"no outbox message {outbox_id}")
+    return _read(row)
+
+
+def list_decisions(
+    *,
+    db_session: Session,
+    outbox_id: int | None = None,
+    decision: str | None = None,
+    limit: int = 100,
+) -> list[DecisionRead]:
+    """Every decision the dispatcher recorded, newest first (one message may have several:
+    held at 22:00, then sent at 08:00)."""
+    d = DeliveryDecision
+    query = select(d).order_by(d.id.desc()).limit(limit)
+    if outbox_id is not None:
+        query = query.where(d.outbox_id == outbox_id)
+    if decision is not None:
+        query = query.where(d.decision == decision)
+    return [
+        DecisionRead(
+            id=r.id,
+            outbox_id=r.outbox_id,
+            member_id=r.member_id,
+            channel=r.channel,
+            decision=r.decision,
+            reason=r.reason,
+            at=r.at,
+        )
+        for r in db_session.scalars(query)
+    ]
+
+
+def count_decisions(*, db_session: Session) -> dict[str, int]:
+    rows = db_session.execute(
+        select(DeliveryDecision.decision, func.count()).group_by(DeliveryDecision.decision)
+    )
+    return {decision: count for decision, count in rows}
 
 
 def count_by_status(*, db_session: Session) -> dict[str, int]:
@@ -163,4 +234,7 @@ def _read(row: OutboxMessage) -> OutboxRead:
         attempts=row.attempts,
         created_at=row.created_at,
         sent_at=row.sent_at,
+        source=row.source,
+        not_before=row.not_before,
+        last_error=row.last_error,
     )

@@ -4,8 +4,15 @@ An action runs inside the step's transaction and must only write to the operatio
 (the outbox for anything that leaves the building), so the action's effect and the step's
 completion commit together. Each call carries the step's idempotency key
 (journey, version, step, enrollment, occurrence) for effects that are keyed elsewhere.
-Other domains plug in their own actions (coupons and points from loyalty, guide tasks from
-staff) by registering a `JourneyAction` under a new kind.
+Built in: send_message (sandbox/sms/email through the outbox and its delivery policy),
+call_webhook (HMAC-signed by the webhook channel), add_tag, remove_tag.
+
+Other domains plug in their own kinds (issue_coupon / grant_points from loyalty,
+create_staff_task from staff) WITHOUT editing this package: implement `JourneyAction` and expose
+`journey_actions() -> list[JourneyAction]` from `siyu.loyalty.journey_actions` or
+`siyu.staff.journey_actions` (the module names `plugins.PROVIDER_MODULES` looks for; see the
+`plugins` docstring for the contract: write through ctx.db_session, never commit, key every
+effect by ctx.idempotency_key). Tests may also `ActionRegistry.register(...)` directly.
 """
 
 from __future__ import annotations

@@ -66,3 +66,14 @@ class JourneyStats:
     enrollments: dict[str, int]
     steps: list[StepCounts]
     comparison: HoldoutComparison | None
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    """A send_message step rendered for one member; `error` instead of text when it fails."""
+
+    step_id: str
+    channel: str
+    subject: str
+    body: str
+    error: str | None = None

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import ValidationError
@@ -29,7 +30,7 @@ from siyu.journeys.definition import (
 )
 from siyu.journeys.errors import JourneyError, JourneyErrorCode, JourneyNotFound
 from siyu.journeys.models import Journey, JourneyStatus, JourneyVersion
-from siyu.journeys.schemas import ApplyResult, JourneyRead
+from siyu.journeys.schemas import ApplyResult, JourneyRead, MessagePreview
 
 
 def parse_definition(text: str, *, actions: ActionRegistry) -> JourneyDefinition:
@@ -171,16 +172,73 @@ def preview_message(
     member_id: int,
     event: Mapping[str, object] | None = None,
     journey: str = "preview",
+    tz: ZoneInfo | None = None,
 ) -> str:
     """Render a message template for one member without sending anything."""
-    variables = {
-        "member": member_fields(db_session, member_id),
+    renderer.check(template)
+    return renderer.render(template, _variables(db_session, now, member_id, event, journey, tz))
+
+
+def preview_journey(
+    *,
+    db_session: Session,
+    now: datetime,
+    tz: ZoneInfo,
+    renderer: TemplateRenderer,
+    name: str,
+    member_id: int,
+    version: int | None = None,
+    event: Mapping[str, object] | None = None,
+) -> list[MessagePreview]:
+    """Every send_message step of the journey rendered for one member, nothing sent.
+
+    A step whose template fails for this member (an unknown variable…) is shown with the error,
+    so an operator sees all the problems at once instead of the first one.
+    """
+    found = get_by_name(db_session=db_session, name=name, version=version)
+    if (
+        db_session.execute(
+            select(sources.members.c.id).where(sources.members.c.id == member_id)
+        ).first()
+        is None
+    ):
+        raise JourneyError(JourneyErrorCode.NOT_FOUND, f"no member {member_id}")
+    definition = JourneyDefinition.model_validate(found.definition)
+    variables = _variables(db_session, now, member_id, event, name, tz)
+    previews = []
+    for step in definition.steps:
+        if isinstance(step, ActionStep) and step.action == "send_message":
+            previews.append(_render_step(renderer, step, variables))
+    return previews
+
+
+def _render_step(
+    renderer: TemplateRenderer, step: ActionStep, variables: Mapping[str, object]
+) -> MessagePreview:
+    channel = str(step.params.get("channel", "sandbox"))
+    try:
+        subject = renderer.render(str(step.params.get("subject", "")), variables)
+        body = renderer.render(str(step.params.get("body", "")), variables)
+    except JourneyError as error:
+        return MessagePreview(step.id, channel, "", "", error=error.message)
+    return MessagePreview(step.id, channel, subject, body)
+
+
+def _variables(
+    db: Session,
+    now: datetime,
+    member_id: int,
+    event: Mapping[str, object] | None,
+    journey: str,
+    tz: ZoneInfo | None,
+) -> dict[str, object]:
+    """The same variables the send_message action gives a template (actions.template_variables)."""
+    return {
+        "member": member_fields(db, member_id),
         "event": dict(event or {}),
         "journey": journey,
-        "today": now.date(),
+        "today": (now.astimezone(tz) if tz else now).date(),
     }
-    renderer.check(template)
-    return renderer.render(template, variables)
 
 
 def _journey(db: Session, name: str) -> Journey:

@@ -32,7 +32,7 @@ from siyu.journeys import service as journey_service
 from siyu.journeys import stats as journey_stats
 from siyu.journeys import templates as shipped
 from siyu.journeys.errors import JourneyError, JourneyErrorCode
-from siyu.journeys.schemas import HoldoutComparison
+from siyu.journeys.schemas import HoldoutComparison, MessagePreview
 
 router = APIRouter(prefix="/console/journeys")
 nav = [NavEntry(section="Journeys", label="Journeys", path="/console/journeys", order=0)]
@@ -218,6 +218,49 @@ def journey_detail(
         "can_publish": user.role == Role.HQ,
     }
     return render(request, "journeys/detail.html", context)
+
+
+@router.get("/{name}/preview")
+def preview_journey(
+    request: Request,
+    siyu: SiyuDep,
+    user: CurrentUser,
+    name: str,
+    member_id: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """Every message step rendered for one member (by id), as the worker would; nothing sent."""
+    from siyu.channels.base import SandboxedRenderer
+
+    try:
+        with transaction(siyu.session_factory) as db:
+            journey = journey_service.get_by_name(db_session=db, name=name, version=version)
+    except JourneyError as error:
+        raise HTTPException(status_code=404, detail=error.message) from error
+    previews: list[MessagePreview] = []
+    problem = None
+    if member_id is not None:
+        try:
+            with transaction(siyu.session_factory) as db:
+                previews = journey_service.preview_journey(
+                    db_session=db,
+                    now=siyu.clock.now(),
+                    tz=siyu.settings.tz,
+                    renderer=SandboxedRenderer(),
+                    name=name,
+                    member_id=member_id,
+                    version=version,
+                )
+        except JourneyError as error:
+            problem = error.message
+    context = {
+        "journey": journey,
+        "member_id": member_id,
+        "version": version,
+        "previews": previews,
+        "error": problem,
+    }
+    return render(request, "journeys/preview.html", context)
 
 
 @router.get("/{name}/edit")
