@@ -42,9 +42,9 @@ def _messages(siyu: Siyu) -> list[tuple[int | None, str]]:
         return [(member_id, body) for member_id, body in rows]
 
 
-def _register(siyu: Siyu, name: str, at: datetime, **extra: date) -> int:
+def _register(siyu: Siyu, name: str, at: datetime) -> int:
     with transaction(siyu.session_factory) as db:
-        member_id = add_member(db, name=name, registered_at=at, **extra)
+        member_id = add_member(db, name=name, registered_at=at)
         add_event(db, member_id=member_id, type="member_registered", at=at)
     return member_id
 
