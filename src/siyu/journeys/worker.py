@@ -23,7 +23,10 @@ from siyu.journeys.reactions import process_events
 from siyu.journeys.runtime import JourneyRuntime
 from siyu.journeys.triggers import run_scheduled_triggers, run_segment_triggers, watched_segments
 
-WORKER_HOOKS: tuple[str, ...] = ("siyu.loyalty.expiry:run_due_expiries",)
+WORKER_HOOKS: tuple[str, ...] = (
+    "siyu.loyalty.expiry:run_due_expiries",
+    "siyu.loyalty.service:run_coupon_housekeeping",  # reservation timeouts, coupon expiry
+)
 
 
 @dataclass
