@@ -24,6 +24,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import members  # members search, 360, orders (issue #2)
 
     app.include_router(members.router)
+    from siyu.api import loyalty  # coupons: templates, wallet, redemption protocol (issue #7)
+
+    app.include_router(loyalty.router)
     from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
     mount_console(app, siyu)
