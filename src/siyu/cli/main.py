@@ -61,6 +61,9 @@ def _register_commands() -> None:
 
     serve.register(app)
     users.register(app)
+    from siyu.cli import loyalty  # coupons (issue #7)
+
+    loyalty.register(app)
 
 
 def main() -> None:
