@@ -185,8 +185,8 @@ class CouponMachine(RuleBasedStateMachine):
 
 
 CouponMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=25,
+    max_examples=int(os.environ.get("SIYU_LOYALTY_HYPOTHESIS_EXAMPLES", "10")),
+    stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
