@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "siyu.journeys.models",
     "siyu.delivery.models",
     "siyu.loyalty.models",
+    "siyu.loyalty.models_points",
 )
 
 

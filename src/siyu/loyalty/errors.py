@@ -29,6 +29,14 @@ class LoyaltyErrorCode(StrEnum):
     PACK_NOT_FOUND = "pack_not_found"
     ISSUANCE_NOT_FOUND = "issuance_not_found"
     # points, tiers, stamp cards (appended by the points engineer)
+    INSUFFICIENT_POINTS = "insufficient_points"
+    INVALID_POINTS = "invalid_points"
+    ENTRY_NOT_FOUND = "entry_not_found"
+    INVALID_RULES = "invalid_rules"
+    DAILY_CAP_REACHED = "daily_cap_reached"
+    STAMP_CARD_NOT_FOUND = "stamp_card_not_found"
+    STAMP_CARD_EXISTS = "stamp_card_exists"
+    TIER_PROGRAM_MISSING = "tier_program_missing"
 
 
 class LoyaltyError(Exception):
