@@ -24,9 +24,15 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import members  # members search, 360, orders (issue #2)
 
     app.include_router(members.router)
+    from siyu.api import ingest  # batch ingest of members, orders, events (issue #2)
+
+    app.include_router(ingest.router)
     from siyu.api import loyalty  # coupons: templates, wallet, redemption protocol (issue #7)
 
     app.include_router(loyalty.router)
+    from siyu.api import wecom  # WeCom callbacks (issue #6)
+
+    app.include_router(wecom.router)
     from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
     mount_console(app, siyu)

@@ -176,6 +176,7 @@ class BatchOutcome:
     created: set[int] = field(default_factory=set)
     merges: int = 0
     newly_polluted: list[Key] = field(default_factory=list)
+    to_regroup: set[int] = field(default_factory=set)  # split once the batch is stored
 
 
 def resolve_batch(
@@ -196,11 +197,11 @@ def resolve_batch(
     _write_identities(session, records, current, polluted, outcome, now)
     if outcome.newly_polluted:
         ids = [current[k].id for k in outcome.newly_polluted]
-        owners = {current[k].member_id for k in outcome.newly_polluted}
         session.execute(sa.update(Identity).where(Identity.id.in_(ids)).values(polluted=True))
-        from siyu.identity.regroup import regroup  # regroup builds on this module
-
-        regroup(session, member_ids=owners, now=now, max_member_nos=max_member_nos)
+        # The split itself must wait until the caller has stored this batch's records:
+        # regrouping now would leave them out and attach them to the pre-split member.
+        owners = {current[k].member_id for k in outcome.newly_polluted}
+        outcome.to_regroup = {survivor_of(session, owner) for owner in owners}
     return outcome
 
 

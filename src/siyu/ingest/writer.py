@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from siyu.identity import oneid
 from siyu.identity.models import Member, MemberRecord
 from siyu.identity.oneid import table_of
+from siyu.identity.regroup import regroup
 from siyu.ingest.models import Event
 from siyu.ingest.readers import SourceRow
 from siyu.ingest.validation import MEMBER_IDENTITIES, VALIDATORS, RowRejected, ValidRow
@@ -206,13 +207,7 @@ def _store(
     result.warnings += sum(item.valid.warnings for item in rows)
     result.members_created += outcome.created_members
     result.merges += outcome.merges
-    owners = dict(outcome.member_of)
-    if outcome.newly_polluted:  # the regroup that followed may have merged a batch's member
-        survivors: dict[int, int] = {}
-        for key, member_id in owners.items():
-            if member_id not in survivors:
-                survivors[member_id] = oneid.survivor_of(session, member_id)
-            owners[key] = survivors[member_id]
+    owners = outcome.member_of
     member_of = [owners[(item.valid.record.kind, item.valid.record.key)] for item in rows]
     if kind == "members":
         _store_members(session, rows, member_of, outcome.created, now)
@@ -220,6 +215,12 @@ def _store(
         _insert(session, OrderLine, rows, member_of, {"imported_at": now})
     else:
         _insert(session, Event, rows, member_of, {"received_at": now})
+    if outcome.to_regroup:
+        # A value became polluted: split its owners without it, this batch's records included.
+        split = regroup(
+            session, member_ids=outcome.to_regroup, now=now, max_member_nos=max_member_nos
+        )
+        result.merges += split.merges
 
 
 def _insert(
