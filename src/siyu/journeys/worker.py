@@ -26,6 +26,7 @@ from siyu.journeys.triggers import run_scheduled_triggers, run_segment_triggers,
 WORKER_HOOKS: tuple[str, ...] = (
     "siyu.loyalty.expiry:run_due_expiries",
     "siyu.loyalty.service:run_coupon_housekeeping",  # reservation timeouts, coupon expiry
+    "siyu.loyalty.points_jobs:run_points_jobs",  # order points, lot expiry, tier periods
 )
 
 

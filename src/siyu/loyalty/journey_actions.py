@@ -70,4 +70,6 @@ class IssueCouponAction:
 
 
 def journey_actions() -> list[JourneyAction]:
-    return [IssueCouponAction()]
+    from siyu.loyalty.points_actions import GrantPoints  # points part of the loyalty issue
+
+    return [IssueCouponAction(), GrantPoints()]

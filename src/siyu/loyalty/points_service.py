@@ -91,9 +91,9 @@ def save_tier_rules(session_factory: Factory, *, data: Any, now: datetime) -> ti
 def _issue_coupon(
     db_session: Session, *, code: str, member_id: int, key: str, now: datetime
 ) -> str:
-    from siyu.loyalty import issuance  # coupon engine; imported late so points work without it
+    from siyu.loyalty import service as coupon_service  # the coupon engine
 
-    issued = issuance.issue_coupon(
+    issued = coupon_service.issue_coupon(
         db_session,
         template_code=code,
         member_id=member_id,
