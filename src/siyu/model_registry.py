@@ -15,6 +15,7 @@ MODEL_MODULES = (
     "siyu.identity.models",
     "siyu.orders.models",
     "siyu.staff.models",
+    "siyu.staff.models_guides",
     "siyu.tags.models",
     "siyu.audit.models",
     "siyu.ingest.models",
