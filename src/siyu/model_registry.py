@@ -23,6 +23,8 @@ MODEL_MODULES = (
     "siyu.journeys.models",
     "siyu.delivery.models",
     "siyu.loyalty.models",
+    "siyu.channels.wecom.models",
+    "siyu.growth.models",
     "siyu.loyalty.models_points",
 )
 

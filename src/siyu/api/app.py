@@ -33,6 +33,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import wecom  # WeCom callbacks (issue #6)
 
     app.include_router(wecom.router)
+    from siyu.api import wecom  # WeCom callbacks (issue #6)
+
+    app.include_router(wecom.router)
     from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
     mount_console(app, siyu)

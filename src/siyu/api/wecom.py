@@ -1,0 +1,68 @@
+"""WeCom callback endpoint (DESIGN §4.1): GET verifies the URL, POST stores events durably.
+
+The POST handler only verifies, decrypts and inserts one inbox row, then answers "success":
+WeCom waits at most 5 s and retries 3×, so everything else runs in the worker. A callback that
+fails verification is answered 403 and never stored.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from siyu.api.deps import SiyuDep
+from siyu.channels.wecom.crypto import CallbackCrypto
+from siyu.channels.wecom.errors import WeComCryptoError, WeComErrorCode
+from siyu.channels.wecom.inbox import accept_callback, callback_crypto
+
+router = APIRouter(prefix="/wecom", tags=["wecom"])
+
+
+def _crypto(request: Request, siyu: SiyuDep) -> CallbackCrypto:
+    cached: CallbackCrypto | None = getattr(request.app.state, "wecom_crypto", None)
+    if cached is None:
+        cached = callback_crypto(siyu.settings)
+        request.app.state.wecom_crypto = cached
+    return cached
+
+
+def _refused(error: WeComCryptoError) -> PlainTextResponse:
+    status = 503 if error.code is WeComErrorCode.NOT_CONFIGURED else 403
+    return PlainTextResponse(f"{error.code.value}: {error}", status_code=status)
+
+
+@router.get("/callback", response_class=PlainTextResponse)
+def verify_url(
+    request: Request, siyu: SiyuDep, msg_signature: str, timestamp: str, nonce: str, echostr: str
+) -> PlainTextResponse:
+    try:
+        plain = _crypto(request, siyu).verify_url(
+            msg_signature=msg_signature, timestamp=timestamp, nonce=nonce, echostr=echostr
+        )
+    except WeComCryptoError as error:
+        return _refused(error)
+    return PlainTextResponse(plain)
+
+
+@router.post("/callback", response_class=PlainTextResponse)
+async def receive(
+    request: Request, siyu: SiyuDep, msg_signature: str, timestamp: str, nonce: str
+) -> PlainTextResponse:
+    body = await request.body()
+    try:
+        crypto = _crypto(request, siyu)
+        await run_in_threadpool(
+            lambda: accept_callback(
+                session_factory=siyu.session_factory,
+                crypto=crypto,
+                msg_signature=msg_signature,
+                timestamp=timestamp,
+                nonce=nonce,
+                body=body,
+                now=siyu.clock.now(),
+            )
+        )
+    except WeComCryptoError as error:
+        return _refused(error)
+    return PlainTextResponse("success")
