@@ -412,7 +412,9 @@ def _issue_batch(
     holdout_percent: int,
 ) -> None:
     template = load_template(db_session, template_code)
-    known = set(db_session.scalars(sa.select(Member.id).where(Member.id.in_(chunk))))
+    known = set(
+        db_session.scalars(sa.select(Member.id).where(_among(db_session, Member.id, chunk)))
+    )
     held = [m for m in chunk if m in known and in_holdout(report.key, m, holdout_percent)]
     _insert_ignoring_duplicates(
         db_session,
@@ -422,16 +424,10 @@ def _issue_batch(
     slots = _slots_for(db_session, template, report.key, [m for m in known if m not in held])
     day = now.astimezone(tz).date()
     granted = take_budget(db_session, template, count=len(slots), day=day)
-    rows = [_bulk_row(template, report, m, s, now) for m, s in sorted(slots.items())[:granted]]
-    inserted = _insert_ignoring_duplicates(
-        db_session, _table(Coupon), rows, returning=_table(Coupon).c.member_id
-    )
+    pairs = sorted(slots.items())[:granted]
+    inserted = _bulk_insert_coupons(db_session, template, report, pairs, now)
     give_back_budget(db_session, template, count=granted - len(inserted), day=day)
-    done = set(inserted)
-    events = [_issued_event(template, r["member_id"], r["slot"], now, None) for r in rows]
-    _insert_ignoring_duplicates(
-        db_session, _table(Event), [e for e in events if e["member_id"] in done]
-    )
+    _bulk_insert_events(db_session, template, inserted, now)
     batch = IssuanceReport(
         issuance_id=report.issuance_id,
         key=report.key,
@@ -477,7 +473,7 @@ def _slots_for(
             sa.func.max(c.c.slot),
             sa.func.max(sa.case((c.c.issue_key == key, 1), else_=0)),
         )
-        .where(c.c.template_id == template.id, c.c.member_id.in_(member_ids))
+        .where(c.c.template_id == template.id, _among(db_session, c.c.member_id, member_ids))
         .group_by(c.c.member_id)
     ).all()
     taken = {int(m): (int(slot), bool(served)) for m, slot, served in rows}
@@ -489,20 +485,104 @@ def _slots_for(
     return slots
 
 
-def _bulk_row(
-    template: CouponTemplate, report: IssuanceReport, member_id: int, slot: int, now: datetime
-) -> dict[str, Any]:
+def _among(db_session: Session, column: Any, ids: list[int]) -> sa.ColumnElement[bool]:
+    """`column IN ids`; one array parameter on PostgreSQL (thousands of placeholders are slow)."""
+    if _is_postgres(db_session):
+        return cast(
+            sa.ColumnElement[bool],
+            column == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.BigInteger))),
+        )
+    return cast(sa.ColumnElement[bool], column.in_(ids))
+
+
+def _is_postgres(db_session: Session) -> bool:
+    return db_session.get_bind().dialect.name == "postgresql"
+
+
+_PG_COUPONS = sa.text(
+    "INSERT INTO coupons (template_id, member_id, slot, issue_key, source, issuance_id, state,"
+    " valid_from, valid_until, issued_at, updated_at)"
+    " SELECT :template_id, m, s, :key, 'issuance', :issuance_id, 'issued', :valid_from,"
+    " :valid_until, :now, :now FROM unnest(CAST(:members AS BIGINT[]), CAST(:slots AS INT[]))"
+    " AS x(m, s) ON CONFLICT DO NOTHING RETURNING id, member_id, slot"
+)
+_PG_EVENTS = sa.text(
+    "INSERT INTO events (event_id, type, occurred_at, member_id, identities, properties,"
+    " received_at) SELECT 'coupon_issued:' || :code || ':' || m || ':' || s, 'coupon_issued',"
+    " :now, m, CAST('{}' AS JSON), json_build_object('template_code', CAST(:code AS TEXT),"
+    " 'coupon_id', c, 'kind', CAST(:kind AS TEXT)), :now"
+    " FROM unnest(CAST(:ids AS BIGINT[]), CAST(:members AS BIGINT[]), CAST(:slots AS INT[]))"
+    " AS x(c, m, s) ON CONFLICT DO NOTHING"
+)
+
+
+def _bulk_insert_coupons(
+    db_session: Session,
+    template: CouponTemplate,
+    report: IssuanceReport,
+    pairs: list[tuple[int, int]],
+    now: datetime,
+) -> list[tuple[int, int, int]]:
+    """Insert (member, slot) coupons, skipping conflicts; returns (id, member, slot) inserted."""
+    if not pairs:
+        return []
     valid_from, valid_until = _window(template, now)
-    return {
+    common = {
         "template_id": template.id,
-        "member_id": member_id,
-        "slot": slot,
         "issue_key": report.key,
-        "source": "issuance",
         "issuance_id": report.issuance_id,
-        "state": CouponState.ISSUED.value,
         "valid_from": valid_from,
         "valid_until": valid_until,
-        "issued_at": now,
-        "updated_at": now,
     }
+    if _is_postgres(db_session):
+        result = db_session.execute(
+            _PG_COUPONS,
+            {
+                **common,
+                "key": report.key,
+                "now": now,
+                "members": [m for m, _ in pairs],
+                "slots": [slot for _, slot in pairs],
+            },
+        )
+        return [(int(i), int(m), int(sl)) for i, m, sl in result.all()]
+    rows = [
+        {
+            **common,
+            "member_id": m,
+            "slot": slot,
+            "source": "issuance",
+            "state": "issued",
+            "issued_at": now,
+            "updated_at": now,
+        }
+        for m, slot in pairs
+    ]
+    c = _table(Coupon)
+    stmt = sqlite.insert(c).on_conflict_do_nothing().returning(c.c.id, c.c.member_id, c.c.slot)
+    return [(int(i), int(m), int(sl)) for i, m, sl in db_session.execute(stmt, rows).all()]
+
+
+def _bulk_insert_events(
+    db_session: Session,
+    template: CouponTemplate,
+    inserted: list[tuple[int, int, int]],
+    now: datetime,
+) -> None:
+    if not inserted:
+        return
+    if _is_postgres(db_session):
+        db_session.execute(
+            _PG_EVENTS,
+            {
+                "code": template.code,
+                "kind": template.kind,
+                "now": now,
+                "ids": [i for i, _, _ in inserted],
+                "members": [m for _, m, _ in inserted],
+                "slots": [sl for _, _, sl in inserted],
+            },
+        )
+        return
+    events = [_issued_event(template, m, sl, now, i) for i, m, sl in inserted]
+    _insert_ignoring_duplicates(db_session, _table(Event), events)

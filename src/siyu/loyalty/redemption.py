@@ -40,6 +40,7 @@ _coupons = cast(sa.Table, Coupon.__table__)
 @dataclass(frozen=True)
 class CouponQuote:
     coupon_id: int
+    template_id: int
     template_code: str
     name: str
     kind: str
@@ -103,6 +104,7 @@ def _quote(
         reason = worth.reason
     return CouponQuote(
         coupon_id=coupon.id,
+        template_id=template.id,
         template_code=template.code,
         name=template.name,
         kind=template.kind,
@@ -278,9 +280,8 @@ def redeem_coupons(
     coupon_ids: list[int] | None = None,
 ) -> list[RedemptionRecord]:
     """Use the coupons on the order (those reserved for it when none are named); once per order."""
-    done = redemptions_for_order(db_session, order_no=order_no, state=RedemptionState.REDEEMED)
-    if done:
-        return done
+    if _has_redemption(db_session, order_no):
+        return redemptions_for_order(db_session, order_no=order_no, state=RedemptionState.REDEEMED)
     if coupon_ids is None:
         coupon_ids = _reserved_for(db_session, member_id, order_no, now)
     validation = validate_coupons(
@@ -292,9 +293,21 @@ def redeem_coupons(
         tz=tz,
         order_no=order_no,
     )
-    for q in validation.coupons:
-        _mark_redeemed(db_session, q, member_id, order_no, cart, now)
-    return redemptions_for_order(db_session, order_no=order_no, state=RedemptionState.REDEEMED)
+    return [
+        _mark_redeemed(db_session, q, member_id, order_no, cart, now) for q in validation.coupons
+    ]
+
+
+def _has_redemption(db_session: Session, order_no: str) -> bool:
+    found = db_session.scalar(
+        sa.select(CouponRedemption.id)
+        .where(
+            CouponRedemption.order_no == order_no,
+            CouponRedemption.state == RedemptionState.REDEEMED,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def _reserved_for(db_session: Session, member_id: int, order_no: str, now: datetime) -> list[int]:
@@ -323,7 +336,7 @@ def _mark_redeemed(
     order_no: str,
     cart: Cart,
     now: datetime,
-) -> None:
+) -> RedemptionRecord:
     c = _coupons.c
     mine = (c.state == CouponState.RESERVED) & (c.reservation_key == order_no)
     changed = db_session.execute(
@@ -342,28 +355,47 @@ def _mark_redeemed(
             LoyaltyErrorCode.COUPON_STATE_CONFLICT,
             f"coupon {q.coupon_id} was taken by a concurrent request",
         )
-    redemption = CouponRedemption(
-        coupon_id=q.coupon_id,
-        template_id=_template_id(db_session, q.template_code),
+    r = cast(sa.Table, CouponRedemption.__table__)
+    values = {
+        "coupon_id": q.coupon_id,
+        "template_id": q.template_id,
+        "member_id": member_id,
+        "order_no": order_no,
+        "state": RedemptionState.REDEEMED.value,
+        "active": 1,
+        "discount_fen": q.discount_fen,
+        "order_amount_fen": cart.total_fen,
+        "store_code": cart.store_code,
+        "channel": cart.channel,
+        "redeemed_at": now,
+    }
+    redemption_id = int(
+        db_session.execute(sa.insert(r).values(values).returning(r.c.id)).scalar_one()
+    )
+    properties = {
+        "coupon_id": q.coupon_id,
+        "template_code": q.template_code,
+        "order_no": order_no,
+        "discount_fen": q.discount_fen,
+    }
+    event = coupon_event(
+        type="coupon_redeemed",
+        event_id=f"coupon_redeemed:{redemption_id}",
         member_id=member_id,
+        now=now,
+        properties=properties,
+    )
+    db_session.execute(sa.insert(Event), [event])
+    return RedemptionRecord(
+        redemption_id=redemption_id,
+        coupon_id=q.coupon_id,
+        template_code=q.template_code,
         order_no=order_no,
         state=RedemptionState.REDEEMED,
-        active=1,
         discount_fen=q.discount_fen,
-        order_amount_fen=cart.total_fen,
-        store_code=cart.store_code,
-        channel=cart.channel,
         redeemed_at=now,
+        refund_no=None,
     )
-    db_session.add(redemption)
-    db_session.flush()
-    _event(db_session, "coupon_redeemed", redemption, q.template_code, now)
-
-
-def _template_id(db_session: Session, code: str) -> int:
-    found = db_session.scalar(sa.select(CouponTemplate.id).where(CouponTemplate.code == code))
-    assert found is not None  # the coupon's template was just loaded
-    return int(found)
 
 
 def _event(

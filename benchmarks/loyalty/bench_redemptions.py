@@ -1,0 +1,277 @@
+"""Coupon benchmark on PostgreSQL: bulk issuance, then redemptions with 32 concurrent clients,
+each against a naive check-then-write baseline run side by side in the same process.
+
+    SIYU_BENCH_POSTGRES_URL=postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres \
+        .venv/bin/python benchmarks/loyalty/bench_redemptions.py --members 100000 --seconds 10
+
+Issue #7 targets: issuance of 1M coupons ≤ 60 s (`--members 1000000`), ≥ 2,000 redemptions/s
+with 32 clients and zero invariant violations. The baseline reads the coupon's state, then
+writes (no conditional UPDATE, no unique key): its violations are counted, not prevented.
+Each run creates (and drops) its own database, seeded deterministically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from siyu.db import create_session_factory, transaction
+from siyu.identity.models import Member
+from siyu.loyalty import service
+from siyu.loyalty.coupons import Cart, CartLine
+from siyu.loyalty.errors import LoyaltyError
+from siyu.loyalty.models import Coupon
+from siyu.migrations.runner import upgrade
+
+NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
+CART = Cart(store_code="SH001", channel="pos", lines=[CartLine(sku="OOLONG", amount_fen=12800)])
+NAIVE_DDL = (
+    "CREATE TABLE naive_coupons (id BIGINT PRIMARY KEY, state VARCHAR(16) NOT NULL)",
+    "CREATE TABLE naive_redemptions (coupon_id BIGINT NOT NULL, order_no VARCHAR(64) NOT NULL)",
+    "CREATE TABLE naive_claims (member_id BIGINT NOT NULL)",
+)
+
+
+def _database(admin_url: str) -> tuple[str, Callable[[], None]]:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"siyu_bench_coupons_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return url, drop
+
+
+def _seed_members(factory: sessionmaker[Session], n: int) -> list[int]:
+    rows = [
+        {"name": f"M{i}", "gender": "F", "registered_at": NOW, "created_at": NOW, "updated_at": NOW}
+        for i in range(n)
+    ]
+    with transaction(factory) as db:
+        for start in range(0, n, 20000):
+            db.execute(sa.insert(Member), rows[start : start + 20000])
+        return list(db.scalars(sa.select(Member.id).order_by(Member.id)))
+
+
+def bench_issuance(factory: sessionmaker[Session], ids: list[int]) -> None:
+    with transaction(factory) as db:
+        service.create_template(
+            db,
+            spec={
+                "code": "BENCH_CASH",
+                "name": "bench",
+                "kind": "cash",
+                "value_fen": 500,
+                "valid_days": 30,
+                "budget_total": len(ids),
+            },
+            now=NOW,
+            actor="bench",
+        )
+    started = time.perf_counter()
+    report = service.issue_to_members(
+        factory, template_code="BENCH_CASH", member_ids=ids, key="bench", now=NOW
+    )
+    elapsed = time.perf_counter() - started
+    rate = report.issued / elapsed
+    print(
+        f"issuance: {report.issued:,} coupons (+ {report.issued:,} events) in {elapsed:.1f} s "
+        f"= {rate:,.0f}/s; projected 1M: {1_000_000 / rate:.0f} s (target ≤ 60 s)"
+    )
+
+
+def _run_clients(clients: int, seconds: float, work: Callable[[random.Random, int], bool]) -> int:
+    barrier = threading.Barrier(clients)
+    deadline: list[float] = []
+    done = [0] * clients
+
+    def client(i: int) -> None:
+        rnd = random.Random(i)
+        barrier.wait()
+        if i == 0:
+            deadline.append(time.monotonic() + seconds)
+        while not deadline:
+            time.sleep(0.001)
+        n = 0
+        while time.monotonic() < deadline[0]:
+            if work(rnd, n):
+                done[i] += 1
+            n += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done)
+
+
+def bench_redemptions(
+    factory: sessionmaker[Session], engine: sa.Engine, clients: int, seconds: float
+) -> None:
+    with transaction(factory) as db:
+        coupons = db.execute(sa.select(Coupon.id, Coupon.member_id).order_by(Coupon.id)).all()
+
+    # Each request picks a random coupon: collisions are real, so refusals are expected.
+    def ours(rnd: random.Random, n: int) -> bool:
+        coupon_id, member_id = coupons[rnd.randrange(len(coupons))]
+        try:
+            with transaction(factory) as db:
+                service.redeem_coupons(
+                    db,
+                    member_id=member_id,
+                    order_no=f"O{coupon_id}-{n}-{rnd.random()}",
+                    cart=CART,
+                    now=NOW,
+                    coupon_ids=[coupon_id],
+                )
+            return True
+        except LoyaltyError:
+            return False
+
+    with engine.begin() as c:
+        for ddl in NAIVE_DDL:
+            c.execute(sa.text(ddl))
+        c.execute(sa.text("INSERT INTO naive_coupons SELECT id, 'issued' FROM coupons"))
+
+    def naive(rnd: random.Random, n: int) -> bool:
+        coupon_id, _ = coupons[rnd.randrange(len(coupons))]
+        with engine.begin() as c:
+            state = c.execute(
+                sa.text("SELECT state FROM naive_coupons WHERE id = :i"), {"i": coupon_id}
+            ).scalar()
+            if state != "issued":
+                return False
+            c.execute(
+                sa.text("UPDATE naive_coupons SET state = 'redeemed' WHERE id = :i"),
+                {"i": coupon_id},
+            )
+            c.execute(
+                sa.text("INSERT INTO naive_redemptions VALUES (:i, :o)"),
+                {"i": coupon_id, "o": f"N{n}"},
+            )
+        return True
+
+    for label, work in (("siyu (conditional UPDATE)", ours), ("naive check-then-write", naive)):
+        started = time.perf_counter()
+        count = _run_clients(clients, seconds, work)
+        rate = count / (time.perf_counter() - started)
+        print(
+            f"redemptions, {clients} clients, {label}: {count:,} in {seconds:.0f} s = {rate:,.0f}/s"
+        )
+    _report_violations(engine)
+
+
+def _report_violations(engine: sa.Engine) -> None:
+    with engine.connect() as c:
+        ours = c.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT coupon_id FROM coupon_redemptions WHERE active = 1"
+                " GROUP BY coupon_id HAVING count(*) > 1) x"
+            )
+        ).scalar()
+        mismatched = c.execute(
+            sa.text(
+                "SELECT count(*) FROM coupons c WHERE (c.state = 'redeemed') <> EXISTS ("
+                "SELECT 1 FROM coupon_redemptions r WHERE r.coupon_id = c.id AND r.active = 1)"
+            )
+        ).scalar()
+        naive = c.execute(
+            sa.text(
+                "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM naive_redemptions"
+                " GROUP BY coupon_id HAVING count(*) > 1) x"
+            )
+        ).scalar()
+    print(
+        f"violations: siyu {ours} double redemptions, {mismatched} state mismatches; "
+        f"naive {naive} extra redemptions of already-used coupons"
+    )
+
+
+def bench_claims(factory: sessionmaker[Session], engine: sa.Engine, member_id: int) -> None:
+    """64 parallel claims on total 1 / per-member 1: ours vs check-then-insert."""
+    with transaction(factory) as db:
+        service.create_template(
+            db,
+            spec={
+                "code": "ONLY_ONE",
+                "name": "one",
+                "kind": "cash",
+                "value_fen": 100,
+                "valid_days": 1,
+                "budget_total": 1,
+                "per_member_limit": 1,
+            },
+            now=NOW,
+            actor="bench",
+        )
+    ours, naive = [0], [0]
+    barrier = threading.Barrier(64)
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        try:
+            with transaction(factory) as db:
+                service.issue_coupon(
+                    db,
+                    template_code="ONLY_ONE",
+                    member_id=member_id,
+                    idempotency_key=f"r{i}",
+                    now=NOW,
+                )
+            ours[0] += 1
+        except LoyaltyError:
+            pass
+        with engine.begin() as c:
+            taken = c.execute(sa.text("SELECT count(*) FROM naive_claims")).scalar()
+            if taken == 0:
+                c.execute(sa.text("INSERT INTO naive_claims VALUES (:m)"), {"m": member_id})
+                naive[0] += 1
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"64 parallel claims on total 1: siyu issued {ours[0]}, naive issued {naive[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    admin_url = os.environ.get("SIYU_BENCH_POSTGRES_URL") or os.environ.get(
+        "SIYU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"
+    )
+    url, drop = _database(admin_url)
+    try:
+        upgrade(url)
+        engine = sa.create_engine(url, pool_size=args.clients + 4, max_overflow=70)
+        factory = create_session_factory(engine)
+        ids = _seed_members(factory, args.members)
+        bench_issuance(factory, ids)
+        bench_redemptions(factory, engine, args.clients, args.seconds)
+        bench_claims(factory, engine, ids[0])
+        engine.dispose()
+    finally:
+        drop()
+
+
+if __name__ == "__main__":
+    main()
