@@ -36,6 +36,9 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import wecom  # WeCom callbacks (issue #6)
 
     app.include_router(wecom.router)
+    from siyu.api import points  # points ledger and tiers (issue #7)
+
+    app.include_router(points.router)
     from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
     mount_console(app, siyu)

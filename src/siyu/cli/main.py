@@ -64,6 +64,9 @@ def _register_commands() -> None:
     from siyu.cli import loyalty  # coupons (issue #7)
 
     loyalty.register(app)
+    from siyu.cli import points  # points, tiers, stamp cards (issue #7)
+
+    points.register(app)
     from siyu.cli import staff  # people and trust (issue #8)
 
     staff.register(app)
