@@ -37,7 +37,7 @@ async def _wang_fang_follows_xiao_li(h: Harness) -> int:
     with h.siyu.session_factory() as session:
         member_id = session.scalar(sa.select(WeComFollow.member_id))
     assert member_id is not None
-    return member_id
+    return int(member_id)
 
 
 def test_a_confirmed_mass_message_completes_the_guide_task(siyu: Siyu) -> None:
