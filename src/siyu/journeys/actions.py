@@ -47,6 +47,8 @@ class ActionContext:
     member_id: int
     idempotency_key: str
     context: Mapping[str, object]
+    # The member's template fields when the engine prefetched them for its batch (else queried).
+    member: Mapping[str, object] | None = None
 
 
 class JourneyAction(Protocol):
@@ -94,21 +96,21 @@ def _require(params: Mapping[str, Any], key: str, kind: str) -> Any:
     return params[key]
 
 
+_MEMBER_FIELDS = ("id", "name", "gender", "birthday", "registered_at", "store_code", "channel")
+
+
 def member_fields(db_session: Session, member_id: int) -> dict[str, object]:
     """The member fields a template may use: {{ member.name }}, {{ member.store_code }}…"""
+    return members_fields(db_session=db_session, member_ids={member_id}).get(member_id, {})
+
+
+def members_fields(*, db_session: Session, member_ids: set[int]) -> dict[int, dict[str, object]]:
+    """`member_fields` for many members in one query (the engine loads a batch's at once)."""
     m = sources.members
-    row = db_session.execute(
-        sa.select(
-            m.c.id,
-            m.c.name,
-            m.c.gender,
-            m.c.birthday,
-            m.c.registered_at,
-            m.c.store_code,
-            m.c.channel,
-        ).where(m.c.id == member_id)
-    ).first()
-    return {} if row is None else dict(row._mapping)
+    rows = db_session.execute(
+        sa.select(*(m.c[name] for name in _MEMBER_FIELDS)).where(m.c.id.in_(sorted(member_ids)))
+    )
+    return {int(row.id): dict(row._mapping) for row in rows}
 
 
 class SendMessage:
@@ -149,7 +151,9 @@ class SendMessage:
 
 def template_variables(ctx: ActionContext) -> dict[str, object]:
     return {
-        "member": member_fields(ctx.db_session, ctx.member_id),
+        "member": dict(ctx.member)
+        if ctx.member is not None
+        else member_fields(ctx.db_session, ctx.member_id),
         "event": dict(ctx.context),
         "journey": ctx.journey,
         "today": ctx.now.astimezone(ctx.tz).date(),

@@ -15,15 +15,16 @@ Exactly once, by construction (docs/adr/journeys-exactly-once.md):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from siyu.db import transaction
 from siyu.journeys import timing
-from siyu.journeys.actions import ActionContext
+from siyu.journeys.actions import ActionContext, members_fields
 from siyu.journeys.assignment import choose_path
 from siyu.journeys.definition import (
     END,
@@ -63,6 +64,7 @@ class _Run:
     definition: JourneyDefinition
     now: datetime  # wall-clock instant of the worker (recorded on rows)
     logical: datetime  # the instant the step was due (waits are computed from it)
+    member: Mapping[str, object] | None = None  # prefetched template fields of the member
 
 
 def run_due_steps(
@@ -83,14 +85,41 @@ def _run_batch(runtime: JourneyRuntime, now: datetime, batch_size: int) -> tuple
     try:
         with transaction(runtime.session_factory) as db:
             pairs = _claim(db, now, batch_size)
+            members = _take(db, pairs)
             return len(pairs), sum(
-                _advance(db, runtime, timer, enrollment, now) for timer, enrollment in pairs
+                _advance(db, runtime, timer, enrollment, now, members)
+                for timer, enrollment in pairs
             )
     except JourneyError:
         # One bad enrollment rolled the optimistic batch back: redo it one by one, isolating it.
         with transaction(runtime.session_factory) as db:
             pairs = _claim(db, now, batch_size)
-            return len(pairs), sum(_advance_isolated(db, runtime, t, e, now) for t, e in pairs)
+            members = _take(db, pairs)
+            return len(pairs), sum(
+                _advance_isolated(db, runtime, t, e, now, members) for t, e in pairs
+            )
+
+
+def _take(
+    db: Session, pairs: list[tuple[JourneyTimer, Enrollment]]
+) -> dict[int, dict[str, object]]:
+    """Delete the claimed timers in one statement and load the batch's member fields in one query.
+
+    Both used to be per enrollment (a DELETE + flush, a SELECT per message), and every such
+    statement also flushed the previous enrollment's inserts one by one; done up front, the
+    batch's step runs, outbox rows and next timers are written together at commit. The timers
+    stay claimed until then: the rows are locked (PostgreSQL) and the transaction is atomic.
+    """
+    if not pairs:
+        return {}
+    db.execute(
+        delete(JourneyTimer)
+        .where(JourneyTimer.id.in_([timer.id for timer, _ in pairs]))
+        .execution_options(synchronize_session=False)
+    )
+    for timer, _ in pairs:
+        db.expunge(timer)
+    return members_fields(db_session=db, member_ids={e.member_id for _, e in pairs})
 
 
 def _claim(db: Session, now: datetime, limit: int) -> list[tuple[JourneyTimer, Enrollment]]:
@@ -108,11 +137,16 @@ def _claim(db: Session, now: datetime, limit: int) -> list[tuple[JourneyTimer, E
 
 
 def _advance_isolated(
-    db: Session, runtime: JourneyRuntime, timer: JourneyTimer, enrollment: Enrollment, now: datetime
+    db: Session,
+    runtime: JourneyRuntime,
+    timer: JourneyTimer,
+    enrollment: Enrollment,
+    now: datetime,
+    members: Mapping[int, Mapping[str, object]],
 ) -> int:
     try:
         with db.begin_nested():
-            return _advance(db, runtime, timer, enrollment, now)
+            return _advance(db, runtime, timer, enrollment, now, members)
     except JourneyError as error:
         db.refresh(enrollment)
         journey, _ = runtime.definition(db, enrollment.journey_id, enrollment.version)
@@ -128,14 +162,18 @@ def _advance_isolated(
 
 
 def _advance(
-    db: Session, runtime: JourneyRuntime, timer: JourneyTimer, enrollment: Enrollment, now: datetime
+    db: Session,
+    runtime: JourneyRuntime,
+    timer: JourneyTimer,
+    enrollment: Enrollment,
+    now: datetime,
+    members: Mapping[int, Mapping[str, object]],
 ) -> int:
+    """Run the enrollment from its (already deleted, see `_take`) timer to its next wait."""
     journey, definition = runtime.definition(db, enrollment.journey_id, enrollment.version)
     run = _Run(db, runtime, enrollment, journey, definition, now, timer.due_at)
+    run.member = members.get(enrollment.member_id)
     step_id, reason = timer.step_id, timer.reason
-    db.delete(timer)
-    # the enrollment gets a new timer below; UNIQUE(enrollment_id) needs this one gone first
-    db.flush()
     for count in range(MAX_STEPS_PER_RUN):
         if step_id == END:
             finish(
@@ -144,6 +182,7 @@ def _advance(
                 now=now,
                 state=EnrollmentState.COMPLETED,
                 reason=None,
+                timer_deleted=True,
             )
             return count
         step = definition.step(step_id)
@@ -161,6 +200,7 @@ def _advance(
         now=now,
         state=EnrollmentState.EXITED,
         reason=f"more than {MAX_STEPS_PER_RUN} steps without a wait",
+        timer_deleted=True,
     )
     return MAX_STEPS_PER_RUN
 
@@ -243,6 +283,7 @@ def _execute(run: _Run, step: object, reason: str) -> str | None:
         now=run.now,
         state=EnrollmentState.EXITED,
         reason=f"exit step {step.id}",
+        timer_deleted=True,
     )
     return None
 
@@ -266,6 +307,7 @@ def _act(run: _Run, step: ActionStep) -> str:
             _occurrence(enrollment, step.id),
         ),
         context=enrollment.context or {},
+        member=run.member,
     )
     return run.runtime.actions.get(step.action).execute(context, step.params)[:200]
 

@@ -117,9 +117,17 @@ def finish(
     now: datetime,
     state: EnrollmentState,
     reason: str | None,
+    timer_deleted: bool = False,
 ) -> None:
-    """End an enrollment: it keeps its step for the stats and loses its timer."""
-    db_session.execute(sa.delete(JourneyTimer).where(JourneyTimer.enrollment_id == enrollment.id))
+    """End an enrollment: it keeps its step for the stats and loses its timer.
+
+    The step engine has deleted the timer already (`timer_deleted`): skipping the DELETE there
+    also skips the autoflush it would cause, which would write the batch row by row.
+    """
+    if not timer_deleted:
+        db_session.execute(
+            sa.delete(JourneyTimer).where(JourneyTimer.enrollment_id == enrollment.id)
+        )
     enrollment.state = state
     enrollment.finished_at = now
     enrollment.exit_reason = reason

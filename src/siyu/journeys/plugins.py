@@ -13,19 +13,23 @@ How a domain adds an action kind (no edit of the journeys package needed):
    by the worker; until the module exists, applying it fails with "unknown action …,
    available: …" rather than pretending to work.
 
-A provider module that exists but fails to import is a bug and raises: only a module that is
-absent is skipped.
+A provider module that exists but fails to import (half-landed work of another domain) is
+logged at ERROR with its traceback and skipped, so journeys that do not use its kinds keep
+running; a journey that does use them is refused as "unknown action", never run half-wired.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from siyu.journeys.actions import ActionRegistry, JourneyAction
+
+log = logging.getLogger(__name__)
 
 PROVIDER_MODULES: tuple[str, ...] = (
     "siyu.loyalty.journey_actions",  # issue_coupon, grant_points (loyalty issue)
@@ -48,9 +52,14 @@ def provided_actions(modules: Iterable[str] = PROVIDER_MODULES) -> list[JourneyA
     """Every action the installed provider modules expose, in module order."""
     found: list[JourneyAction] = []
     for name in modules:
-        if _installed(name):
+        if not _installed(name):
+            continue
+        try:
             module: ActionProvider = importlib.import_module(name)  # type: ignore[assignment]
-            found.extend(module.journey_actions())
+        except ImportError:
+            log.exception("journey action provider %s does not import: its actions are off", name)
+            continue
+        found.extend(module.journey_actions())
     return found
 
 
