@@ -57,6 +57,9 @@ def _register_commands() -> None:
 
     profiles.register(app)
     tags.register(app)
+    from siyu.cli import wecom  # WeCom channel codes, simulated adds, worker pass (issue #6)
+
+    wecom.register(app)
     from siyu.cli import serve, users  # API + console server, console users (issue #2)
 
     serve.register(app)

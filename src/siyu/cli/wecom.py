@@ -1,0 +1,119 @@
+"""`siyu wecom …`: channel codes, the simulated WeCom, and the WeCom worker pass."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from siyu.channels.wecom import simulate
+from siyu.channels.wecom.client import WeComClient
+from siyu.channels.wecom.inbox import WeComSettings
+from siyu.channels.wecom.processing import process_inbox
+from siyu.channels.wecom.sends import poll_sends
+from siyu.cli.context import clock_at, fail, state
+from siyu.growth import service as growth
+from siyu.growth.errors import GrowthError
+from siyu.growth.models import CodeScope
+
+wecom = typer.Typer(
+    help="WeCom (企业微信): channel codes, simulated adds, callbacks worker.", no_args_is_help=True
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(wecom, name="wecom")
+
+
+@wecom.command("simulate-add", help="Simulate a customer scanning a code and watch siyu react.")
+def simulate_add(
+    ctx: typer.Context,
+    guide: Annotated[str, typer.Option("--guide", help="Guide's WeCom userid (= staff_no).")],
+    code: Annotated[str | None, typer.Option("--code", help="Channel code state.")] = None,
+    name: Annotated[str, typer.Option("--name")] = "Wang Fang",
+    unionid: Annotated[str | None, typer.Option("--unionid")] = None,
+    now: Annotated[str | None, typer.Option("--now")] = None,
+) -> None:
+    siyu = state(ctx).siyu(clock=clock_at(now))
+    outcome = asyncio.run(
+        simulate.simulate_add(siyu, guide=guide, state=code, name=name, unionid=unionid)
+    )
+    typer.echo(json.dumps(outcome, ensure_ascii=False, indent=2))
+
+
+@wecom.command("code-create", help="Create a channel code (活码) on the simulated WeCom.")
+def code_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name")],
+    guides: Annotated[list[str], typer.Option("--guide", help="Repeat for several guides.")],
+    scope: Annotated[CodeScope, typer.Option("--scope")] = CodeScope.GUIDE,
+    code_state: Annotated[str | None, typer.Option("--state", help="≤ 30 characters.")] = None,
+    store: Annotated[str | None, typer.Option("--store")] = None,
+    welcome: Annotated[
+        str | None, typer.Option("--welcome", help="Welcome text; {name} = customer.")
+    ] = None,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tag", help="WeCom corp tag id to apply on add.")
+    ] = None,
+) -> None:
+    siyu = state(ctx).siyu()
+    try:
+        view = asyncio.run(
+            simulate.create_code(
+                siyu,
+                name=name,
+                scope=scope,
+                guides=guides,
+                state=code_state,
+                store_code=store,
+                welcome={"text": welcome} if welcome else None,
+                auto_tags=tags,
+            )
+        )
+    except GrowthError as error:
+        fail(f"{error.code.value}: {error}")
+        return
+    typer.echo(json.dumps(asdict(view), ensure_ascii=False, indent=2))
+
+
+@wecom.command("codes", help="List channel codes.")
+def codes(ctx: typer.Context) -> None:
+    siyu = state(ctx).siyu()
+    typer.echo(
+        json.dumps(
+            [asdict(c) for c in growth.list_codes(session_factory=siyu.session_factory)],
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
+
+
+@wecom.command("work", help="One WeCom worker pass: inbox → events/welcomes, poll staff sends.")
+def work(ctx: typer.Context, now: Annotated[str | None, typer.Option("--now")] = None) -> None:
+    siyu = state(ctx).siyu(clock=clock_at(now))
+    extra = WeComSettings()
+    settings = siyu.settings
+    if not (settings.wecom_corp_id and extra.secret):
+        fail("SIYU_WECOM_CORP_ID and SIYU_WECOM_SECRET are needed to talk to WeCom")
+        return
+    client = WeComClient(
+        corp_id=settings.wecom_corp_id, secret=extra.secret, base_url=settings.wecom_api_base
+    )
+
+    async def one_pass() -> dict[str, object]:
+        async with client:
+            inbox = await process_inbox(
+                session_factory=siyu.session_factory,
+                client=client,
+                now=siyu.clock.now(),
+                tz=settings.tz,
+            )
+            sends = await poll_sends(
+                session_factory=siyu.session_factory, client=client, now=siyu.clock.now()
+            )
+        return {"inbox": asdict(inbox), "sends": asdict(sends)}
+
+    typer.echo(json.dumps(asyncio.run(one_pass())))
