@@ -90,21 +90,13 @@ def _member_file(path: Path) -> Iterator[int]:
 
 
 def _segment_members(siyu: Siyu, name: str) -> list[int]:
-    from siyu.segments import service as segments_service
-    from siyu.warehouse.sync import sync_all
-
-    sync_all(
-        session_factory=siyu.session_factory, warehouse=siyu.warehouse, tz=siyu.settings.tz
+    return service.segment_member_ids(
+        session_factory=siyu.session_factory,
+        warehouse=siyu.warehouse,
+        segment=name,
+        now=siyu.clock.now(),
+        tz=siyu.settings.tz,
     )
-    with transaction(siyu.session_factory) as db:
-        ids = segments_service.evaluate_member_ids(
-            warehouse=siyu.warehouse,
-            definition={"segment": name},
-            now=siyu.clock.now(),
-            session=db,
-            timezone=siyu.settings.tz,
-        )
-    return sorted(ids)
 
 
 @coupon_app.command("issue")

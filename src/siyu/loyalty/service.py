@@ -474,3 +474,78 @@ def _gmv_per_member(db_session: Session, members: Any, since: datetime) -> dict[
         "gmv_fen": gmv_fen,
         "gmv_per_member": round(gmv_fen / size, 2) if size else 0.0,
     }
+
+
+@dataclass(frozen=True)
+class IssuanceRead:
+    key: str
+    template_code: str
+    source: str
+    status: str
+    targeted: int
+    issued: int
+    skipped: int
+    held_out: int
+    holdout_percent: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+def list_issuances(db_session: Session, *, template_code: str | None = None) -> list[IssuanceRead]:
+    stmt = (
+        sa.select(CouponIssuance, CouponTemplate.code)
+        .join(CouponTemplate, CouponTemplate.id == CouponIssuance.template_id)
+        .order_by(CouponIssuance.id.desc())
+    )
+    if template_code:
+        stmt = stmt.where(CouponTemplate.code == template_code)
+    return [_issuance_read(i, code) for i, code in db_session.execute(stmt).all()]
+
+
+def get_issuance(db_session: Session, *, key: str) -> IssuanceRead | None:
+    row = db_session.execute(
+        sa.select(CouponIssuance, CouponTemplate.code)
+        .join(CouponTemplate, CouponTemplate.id == CouponIssuance.template_id)
+        .where(CouponIssuance.key == key)
+    ).first()
+    return None if row is None else _issuance_read(row[0], row[1])
+
+
+def _issuance_read(issuance: CouponIssuance, code: str) -> IssuanceRead:
+    return IssuanceRead(
+        key=issuance.key,
+        template_code=code,
+        source=issuance.source,
+        status=issuance.status,
+        targeted=issuance.targeted,
+        issued=issuance.issued,
+        skipped=issuance.skipped,
+        held_out=issuance.held_out,
+        holdout_percent=issuance.holdout_percent,
+        created_at=issuance.created_at,
+        finished_at=issuance.finished_at,
+    )
+
+
+def segment_member_ids(
+    *,
+    session_factory: sessionmaker[Session],
+    warehouse: Any,
+    segment: str,
+    now: datetime,
+    tz: ZoneInfo = SHANGHAI,
+) -> list[int]:
+    """Members of a saved segment now, after bringing the warehouse up to date."""
+    from siyu.segments import service as segments_service
+    from siyu.warehouse.sync import sync_all
+
+    sync_all(session_factory=session_factory, warehouse=warehouse, tz=tz)
+    with transaction(session_factory) as db_session:
+        ids = segments_service.evaluate_member_ids(
+            warehouse=warehouse,
+            definition={"segment": segment},
+            now=now,
+            session=db_session,
+            timezone=tz,
+        )
+    return sorted(ids)
