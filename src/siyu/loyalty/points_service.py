@@ -470,15 +470,10 @@ def tier_distribution(session_factory: Factory) -> list[tuple[str, int]]:
         rules = load_tier_rules(db_session)
         if rules is None:
             return []
-        counts = dict(
-            db_session.execute(
-                sa.select(PointsAccount.tier_code, sa.func.count()).group_by(
-                    PointsAccount.tier_code
-                )
-            )
-            .tuples()
-            .all()
-        )
+        rows = db_session.execute(
+            sa.select(PointsAccount.tier_code, sa.func.count()).group_by(PointsAccount.tier_code)
+        ).all()
+        counts: dict[str | None, int] = {code: int(n) for code, n in rows}
         members = db_session.execute(
             sa.select(sa.func.count(Member.id)).where(Member.merged_into_id.is_(None))
         ).scalar_one()
