@@ -479,9 +479,9 @@ def tier_distribution(session_factory: Factory) -> list[tuple[str, int]]:
         ).scalar_one()
         placed = sum(n for code, n in counts.items() if rules.rank(code) > 0)
         base = rules.levels[0].code
-        rows = [(base, int(members) - placed)]
-        rows += [(lvl.code, int(counts.get(lvl.code, 0))) for lvl in rules.levels[1:]]
-        return rows
+        spread = [(base, int(members) - placed)]
+        spread += [(lvl.code, int(counts.get(lvl.code, 0))) for lvl in rules.levels[1:]]
+        return spread
 
 
 def lots(session_factory: Factory, *, member_id: int) -> list[PointsLot]:
