@@ -1,4 +1,5 @@
-"""`siyu journey apply FILE | list | show NAME | pause NAME | resume NAME | templates`."""
+"""`siyu journey apply FILE | list | show NAME | preview NAME --member ID | pause NAME |
+resume NAME | templates`."""
 
 from __future__ import annotations
 
@@ -188,3 +189,35 @@ def list_templates() -> None:
     """The journeys shipped with siyu; apply one with `siyu journey apply template:NAME`."""
     for name in templates.names():
         typer.echo(name)
+
+
+@journey_app.command("preview")
+def preview(
+    ctx: typer.Context,
+    name: str,
+    member: Annotated[int, typer.Option("--member", help="Member id to render the messages for.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Every message step of the journey rendered for one member; nothing is sent."""
+    from siyu.channels.base import SandboxedRenderer
+
+    siyu = state(ctx).siyu()
+    try:
+        with transaction(siyu.session_factory) as db:
+            previews = journey_service.preview_journey(
+                db_session=db,
+                now=siyu.clock.now(),
+                tz=siyu.settings.tz,
+                renderer=SandboxedRenderer(),
+                name=name,
+                member_id=member,
+            )
+    except JourneyError as error:
+        _fail(error)
+        return
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(p) for p in previews], ensure_ascii=False))
+        return
+    for p in previews:
+        typer.echo(f"## {p.step_id} ({p.channel})")
+        typer.echo(f"ERROR: {p.error}" if p.error else f"{p.subject}\n{p.body}".strip())
