@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "siyu.access.models",
     "siyu.journeys.models",
     "siyu.delivery.models",
+    "siyu.segments.models",
     "siyu.loyalty.models",
     "siyu.channels.wecom.models",
     "siyu.growth.models",

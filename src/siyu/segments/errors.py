@@ -12,6 +12,7 @@ class SegmentErrorCode(StrEnum):
     CYCLE = "segment_reference_cycle"
     NO_SNAPSHOT = "segment_no_snapshot"
     UNSUPPORTED = "segment_unsupported"
+    IN_USE = "segment_in_use"
 
 
 class SegmentError(Exception):
@@ -41,3 +42,7 @@ class SegmentNameTakenError(SegmentError):
 
 class SegmentCycleError(SegmentError):
     code = SegmentErrorCode.CYCLE
+
+
+class SegmentInUseError(SegmentError):
+    code = SegmentErrorCode.IN_USE
