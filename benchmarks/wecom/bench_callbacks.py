@@ -104,14 +104,16 @@ async def run(rate: int, seconds: int, data_dir: Path) -> None:
         f"callbacks: {len(acks)} in {elapsed:.1f}s = {len(acks) / elapsed:.0f}/s (asked {rate}/s)"
     )
     print(
-        f"ack latency   p50 {pct(acks, 0.5) * 1000:.1f} ms  p99 {pct(acks, 0.99) * 1000:.1f} ms  (target p99 < 100 ms)"
+        f"ack latency   p50 {pct(acks, 0.5) * 1000:.1f} ms  "
+        f"p99 {pct(acks, 0.99) * 1000:.1f} ms  (target p99 < 100 ms)"
     )
     print(
         f"baseline decrypt-only p99 {pct(crypto_only, 0.99) * 1000:.2f} ms  ratio ack/baseline p50 "
         f"{statistics.median(acks) / max(statistics.median(crypto_only), 1e-9):.0f}x"
     )
     print(
-        f"welcomes sent {len(welcome)}/{len(acks)}  latency p50 {pct(welcome, 0.5):.2f} s  p99 {pct(welcome, 0.99):.2f} s  (target p99 < 5 s)"
+        f"welcomes sent {len(welcome)}/{len(acks)}  latency p50 {pct(welcome, 0.5):.2f} s  "
+        f"p99 {pct(welcome, 0.99):.2f} s  (target p99 < 5 s)"
     )
     siyu.close()
 
