@@ -6,8 +6,9 @@ side by side in one run over the same seeded members.
         [--seconds 5] [--postgres-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres]
 
 Each member starts with --points points (two lots), so members run dry during the run.
-Clients pick a member (seeded, per client) and spend 1–40 points with a fresh business key. Few members = more contention per member. The
-baseline reads the balance, and if it is enough inserts a spend entry, with no lock: we count
+Clients pick a member (seeded, per client) and spend 1–40 points with a fresh business key;
+fewer members = more contention per member. The baseline reads the balance, and if it is
+enough inserts a spend entry, with no lock: we count
 members whose final balance is negative (violations) and the points overdrawn. For siyu we check
 the invariants (balance ≥ 0 and = sum of active lots for every member). A scratch database
 `siyu_bench_points` is created and dropped.
@@ -163,7 +164,8 @@ def main() -> None:
         ours_ids = _seed(factory, args.members, args.points)
         naive_ids = _seed(factory, args.members, args.points)
         print(
-            f"{args.members} members × {args.points} points, {args.clients} clients, {args.seconds}s each"
+            f"{args.members} members × {args.points} points, "
+            f"{args.clients} clients, {args.seconds}s each"
         )
         o_ok, o_no, o_t = _run("ours", _ours, factory, ours_ids, args.clients, args.seconds)
         n_ok, n_no, n_t = _run("naive", _naive, factory, naive_ids, args.clients, args.seconds)
