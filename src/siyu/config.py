@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     identity_max_member_nos_per_value: int = 20
     import_batch_size: int = 50_000
     session_max_age_seconds: int = 8 * 3600
+    api_auth: bool | None = None  # API keys required; unset: everywhere but environment=test
 
     wecom_corp_id: str | None = None
     wecom_token: str | None = None

@@ -11,6 +11,12 @@ class AccessErrorCode(StrEnum):
     ACCOUNT_INACTIVE = "account_inactive"
     USERNAME_TAKEN = "username_taken"
     INVALID_USER = "invalid_user"
+    INVALID_API_KEY = "invalid_api_key"
+    API_KEY_REVOKED = "api_key_revoked"
+    UNKNOWN_API_KEY = "unknown_api_key"
+    INVALID_API_KEY_SPEC = "invalid_api_key_spec"
+    MISSING_SCOPE = "missing_scope"
+    NOT_ALLOWED = "not_allowed"
 
 
 class AccessError(Exception):

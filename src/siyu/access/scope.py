@@ -11,8 +11,13 @@ cannot disagree. The CLI runs as the operator of the machine: `Viewer.system()` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from siyu.access.schemas import Role
+import sqlalchemy as sa
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from siyu.access.schemas import Role, UserRead
 
 
 @dataclass(frozen=True)
@@ -38,3 +43,45 @@ class Viewer:
     def sees_full_pii(self) -> bool:
         """Full phones and names without a reveal: only HQ (a guide sees their own members')."""
         return self.role == Role.HQ
+
+
+_owners = sa.table(
+    "member_owners", sa.column("member_id"), sa.column("guide_id"), sa.column("store_id")
+)
+_stores = sa.table("stores", sa.column("id"), sa.column("region"))
+
+
+def visible_members(viewer: Viewer | None, member_id: Any) -> ColumnElement[bool] | None:
+    """A WHERE clause limiting `member_id` to the members this viewer may see (None: all).
+
+    A guide sees the members they own; a supervisor the members owned by a store of their
+    region. A guide or supervisor without a staff id or region sees nobody (fail closed).
+    """
+    if viewer is None or viewer.sees_everything:
+        return None
+    if viewer.role is Role.GUIDE and viewer.staff_id is not None:
+        mine = sa.select(_owners.c.member_id).where(_owners.c.guide_id == viewer.staff_id)
+        return member_id.in_(mine)  # type: ignore[no-any-return]
+    if viewer.role is Role.SUPERVISOR and viewer.region is not None:
+        region = (
+            sa.select(_owners.c.member_id)
+            .join(_stores, _stores.c.id == _owners.c.store_id)
+            .where(_stores.c.region == viewer.region)
+        )
+        return member_id.in_(region)  # type: ignore[no-any-return]
+    return sa.false()
+
+
+def may_see_member(session: Session, viewer: Viewer | None, member_id: int) -> bool:
+    clause = visible_members(viewer, _owners.c.member_id)
+    if clause is None:
+        return True
+    probe = sa.select(sa.literal(1)).where(sa.literal(member_id).in_(
+        sa.select(_owners.c.member_id).where(clause)
+    ))  # fmt: skip
+    return session.scalar(probe) is not None
+
+
+def viewer_of_user(user: UserRead) -> Viewer:
+    """The viewer a signed-in console user acts as."""
+    return Viewer(role=user.role, actor=user.username, staff_id=user.staff_id, region=user.region)

@@ -39,6 +39,10 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import points  # points ledger and tiers (issue #7)
 
     app.include_router(points.router)
+    from siyu.api import apikeys  # API keys with scopes, /api authentication (issue #8)
+
+    app.include_router(apikeys.router)
+    apikeys.install_api_auth(app, siyu)
     from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
     mount_console(app, siyu)

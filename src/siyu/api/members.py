@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 
+from siyu.api.apikeys import viewer_of
 from siyu.api.deps import SiyuDep
 from siyu.identity import queries
 from siyu.identity.errors import IdentityError, IdentityErrorCode
@@ -29,6 +30,7 @@ def _http(error: IdentityError) -> HTTPException:
 
 @router.get("")
 def search_members(
+    request: Request,
     siyu: SiyuDep,
     q: Annotated[
         str | None,
@@ -42,32 +44,43 @@ def search_members(
     page_size: PageSize = 20,
 ) -> MemberPage:
     return queries.search_members(
-        session_factory=siyu.session_factory, query=q, page=page, page_size=page_size
+        session_factory=siyu.session_factory,
+        query=q,
+        page=page,
+        page_size=page_size,
+        viewer=viewer_of(request),
     )
 
 
 @router.get("/by-identity/{identity_type}/{value}")
-def member_by_identity(identity_type: str, value: str, siyu: SiyuDep) -> MemberDetail:
+def member_by_identity(
+    identity_type: str, value: str, request: Request, siyu: SiyuDep
+) -> MemberDetail:
     """`identity_type`: member_no, phone, unionid, openid:<appid>, external_userid, pos_id."""
     try:
         return queries.get_member_by_identity(
-            session_factory=siyu.session_factory, identity_type=identity_type, value=value
+            session_factory=siyu.session_factory,
+            identity_type=identity_type,
+            value=value,
+            viewer=viewer_of(request),
         )
     except IdentityError as error:
         raise _http(error) from error
 
 
 @router.get("/{member_id}")
-def get_member(member_id: int, siyu: SiyuDep) -> MemberDetail:
+def get_member(member_id: int, request: Request, siyu: SiyuDep) -> MemberDetail:
     try:
-        return queries.get_member(session_factory=siyu.session_factory, member_id=member_id)
+        return queries.get_member(
+            session_factory=siyu.session_factory, member_id=member_id, viewer=viewer_of(request)
+        )
     except IdentityError as error:
         raise _http(error) from error
 
 
 @router.get("/{member_id}/orders")
 def member_orders(
-    member_id: int, siyu: SiyuDep, page: PageNo = 1, page_size: PageSize = 20
+    member_id: int, request: Request, siyu: SiyuDep, page: PageNo = 1, page_size: PageSize = 20
 ) -> OrderPage:
     try:
         return queries.member_orders(
@@ -75,6 +88,7 @@ def member_orders(
             member_id=member_id,
             page=page,
             page_size=page_size,
+            viewer=viewer_of(request),
         )
     except IdentityError as error:
         raise _http(error) from error

@@ -6,6 +6,8 @@ Decisions:
   the matches are merged, resolved to surviving members, and paged by member id.
 - A merged-away member id or identity resolves to the survivor (`Member.merged_into_id`);
   `MemberDetail.requested_id` keeps what was asked for.
+- Every read takes an optional `viewer` (access.scope): a guide or supervisor only finds the
+  members in their scope, and a member outside it is reported as not found (issue #8).
 - Erased members (PIPL) are not found by search; by id they still resolve (their personal
   fields are already empty).
 - A member's phone/member_no shown in lists is its current (not released) identity, lowest id
@@ -20,6 +22,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from siyu.access.scope import Viewer, may_see_member, visible_members
 from siyu.identity import oneid
 from siyu.identity.errors import IdentityNotUnderstoodError, MemberNotFoundError
 from siyu.identity.models import Identity, Member, MemberMerge
@@ -44,7 +47,12 @@ _EXACT_TYPES = ("member_no", "unionid", "external_userid", "pos_id")
 
 
 def search_members(
-    *, session_factory: sessionmaker[Session], query: str | None, page: int = 1, page_size: int = 20
+    *,
+    session_factory: sessionmaker[Session],
+    query: str | None,
+    page: int = 1,
+    page_size: int = 20,
+    viewer: Viewer | None = None,
 ) -> MemberPage:
     """Members matching any identity value or a name prefix (all live members when no query)."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
@@ -56,6 +64,9 @@ def search_members(
             ids = _members_by_any_identity(session, term)
             by_name = Member.name.like(_escape_like(term) + "%", escape="\\")
             where = sa.and_(live, sa.or_(Member.id.in_(ids), by_name) if ids else by_name)
+        scoped = visible_members(viewer, Member.id)
+        if scoped is not None:
+            where = sa.and_(where, scoped)
         total = session.scalar(sa.select(sa.func.count()).select_from(Member).where(where)) or 0
         rows = session.scalars(
             sa.select(Member)
@@ -121,16 +132,22 @@ def _first_identities(
     return first
 
 
-def get_member(*, session_factory: sessionmaker[Session], member_id: int) -> MemberDetail:
+def get_member(
+    *, session_factory: sessionmaker[Session], member_id: int, viewer: Viewer | None = None
+) -> MemberDetail:
     """The member 360 for an id; a merged-away id shows its survivor."""
     with session_factory() as session:
         if session.get(Member, member_id) is None:
             raise MemberNotFoundError(f"member id {member_id}")
-        return _detail(session, requested_id=member_id)
+        return _detail(session, requested_id=member_id, viewer=viewer)
 
 
 def get_member_by_identity(
-    *, session_factory: sessionmaker[Session], identity_type: str, value: str
+    *,
+    session_factory: sessionmaker[Session],
+    identity_type: str,
+    value: str,
+    viewer: Viewer | None = None,
 ) -> MemberDetail:
     """The member 360 for one typed identity (`phone` in any format, `openid:<appid>`, …)."""
     kind, lookup = _typed_key(identity_type, value)
@@ -143,7 +160,7 @@ def get_member_by_identity(
         )
         if member_id is None:
             raise MemberNotFoundError(f"{identity_type}:{value}")
-        return _detail(session, requested_id=member_id)
+        return _detail(session, requested_id=member_id, viewer=viewer)
 
 
 def _typed_key(identity_type: str, value: str) -> tuple[str, str]:
@@ -159,8 +176,11 @@ def _typed_key(identity_type: str, value: str) -> tuple[str, str]:
     return kind, text
 
 
-def _detail(session: Session, *, requested_id: int) -> MemberDetail:
+def _detail(session: Session, *, requested_id: int, viewer: Viewer | None = None) -> MemberDetail:
     member_id = oneid.survivor_of(session, requested_id)
+    if not may_see_member(session, viewer, member_id):
+        # Same answer as a missing member: another guide's customer must not be confirmed.
+        raise MemberNotFoundError(f"member id {requested_id}")
     member = session.get(Member, member_id)
     assert member is not None  # survivor_of only follows existing foreign keys
     identities = _identities(session, member_id)
@@ -262,7 +282,12 @@ def _order_totals(session: Session, member_id: int) -> tuple[int, Decimal]:
 
 
 def member_orders(
-    *, session_factory: sessionmaker[Session], member_id: int, page: int = 1, page_size: int = 20
+    *,
+    session_factory: sessionmaker[Session],
+    member_id: int,
+    page: int = 1,
+    page_size: int = 20,
+    viewer: Viewer | None = None,
 ) -> OrderPage:
     """The member's orders, newest first, each with its lines (refunded orders included)."""
     page, page_size = max(1, page), min(max(1, page_size), MAX_PAGE_SIZE)
@@ -270,6 +295,8 @@ def member_orders(
         if session.get(Member, member_id) is None:
             raise MemberNotFoundError(f"member id {member_id}")
         survivor = oneid.survivor_of(session, member_id)
+        if not may_see_member(session, viewer, survivor):
+            raise MemberNotFoundError(f"member id {member_id}")
         mine = OrderLine.member_id == survivor
         total = session.scalar(
             sa.select(sa.func.count(sa.distinct(OrderLine.order_id))).where(mine)

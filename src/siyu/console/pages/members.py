@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from siyu.access.scope import viewer_of_user
 from siyu.api.deps import SiyuDep
 from siyu.console.auth import CurrentUser
 from siyu.console.nav import NavEntry
@@ -34,7 +35,11 @@ def search_page(
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> HTMLResponse:
     results = queries.search_members(
-        session_factory=siyu.session_factory, query=q, page=page, page_size=25
+        session_factory=siyu.session_factory,
+        query=q,
+        page=page,
+        page_size=25,
+        viewer=viewer_of_user(user),
     )
     return render(request, "members/search.html", {"q": q or "", "results": results})
 
@@ -48,12 +53,18 @@ def member_page(
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> HTMLResponse:
     try:
-        member = queries.get_member(session_factory=siyu.session_factory, member_id=member_id)
+        member = queries.get_member(
+            session_factory=siyu.session_factory, member_id=member_id, viewer=viewer_of_user(user)
+        )
     except IdentityError as error:
         missing = {"title": "Member not found", "message": error.message}
         return render(request, "error.html", missing, status_code=404)
     orders = queries.member_orders(
-        session_factory=siyu.session_factory, member_id=member.id, page=page, page_size=20
+        session_factory=siyu.session_factory,
+        member_id=member.id,
+        page=page,
+        page_size=20,
+        viewer=viewer_of_user(user),
     )
     as_of = siyu.clock.now().astimezone(siyu.settings.tz).date()
     profile = profiles_service.get_profile(
