@@ -1,7 +1,8 @@
 """`siyu import members|orders|events|stores|staff PATH [--json] [--now …]` (DESIGN §4.1, §4.6).
 
 The progress bar and the summary go to stderr, the JSON result to stdout. After members,
-orders or events are imported the warehouse is synced so reports and segments see them.
+orders or events are imported (unless --no-sync) the warehouse is synced, rule tags are
+recomputed and the touched profiles refreshed, so reports, segments and the 360 page see them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _run(
         fail(f"{error.code.value}: {error.message}")
         return
     if sync:
-        _sync_warehouse(siyu)
+        _after_import(siyu)
     _report(result.as_json(), as_json)
 
 
@@ -70,7 +71,10 @@ def _progress() -> Progress:
     )
 
 
-def _sync_warehouse(siyu: Siyu) -> None:
+def _after_import(siyu: Siyu) -> None:
+    """Sync the warehouse, recompute rule tags and refresh the profiles the import touched."""
+    from siyu.profiles.service import refresh_profiles
+    from siyu.tags import service as tags_service
     from siyu.warehouse import sync
 
     result = sync.sync_all(
@@ -80,6 +84,17 @@ def _sync_warehouse(siyu: Siyu) -> None:
         f"warehouse synced: {result.order_lines:,} order lines, {result.events:,} events, "
         f"{result.members:,} members"
     )
+    # Rule tags sync again before and after they apply their diff, so the warehouse ends current.
+    tags = tags_service.recompute_rule_tags(
+        session_factory=siyu.session_factory,
+        warehouse=siyu.warehouse,
+        clock=siyu.clock,
+        tz=siyu.settings.tz,
+    )
+    if tags.tags:
+        stderr.print("rule tags: " + ", ".join(f"{t.tag} {t.members:,}" for t in tags.tags))
+    profiles = refresh_profiles(warehouse=siyu.warehouse)
+    stderr.print(f"profiles refreshed: {profiles.members:,} members")
 
 
 def _report(payload: dict[str, Any], as_json: bool) -> None:

@@ -1,7 +1,8 @@
 """Import of the brand's directory: stores (`store_code,name,city,region,kind`) and staff
 (`staff_no,name,role,store_code,region`) from CSV. Rows are upserted by code / staff_no, so
 re-importing is safe; an unchanged row counts as a duplicate. A staff row naming an unknown
-store is rejected (import stores first)."""
+store is rejected (import stores first). POS exports name roles differently: `store_manager`
+is read as `manager` and `ba` (beauty advisor, 导购/BA) as `guide`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from siyu.staff.models import Staff, Store
 
 STORE_KINDS = ("direct", "franchise", "online")
 STAFF_ROLES = ("guide", "manager", "supervisor", "hq")
+ROLE_ALIASES = {"store_manager": "manager", "ba": "guide"}
 
 
 def _field(row: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -45,6 +47,7 @@ def _store_values(row: dict[str, Any], session: Session) -> dict[str, Any]:
 
 def _staff_values(row: dict[str, Any], session: Session) -> dict[str, Any]:
     role = _field(row, "role") or "guide"
+    role = ROLE_ALIASES.get(role.lower(), role.lower())
     if role not in STAFF_ROLES:
         raise RowRejected(f"role: {role!r} is not one of {', '.join(STAFF_ROLES)}")
     store_code = _field(row, "store_code")

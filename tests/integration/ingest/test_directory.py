@@ -88,3 +88,27 @@ def test_reimporting_stores_counts_duplicates_and_applies_changes(
     assert (same.duplicates, changed.accepted) == (1, 1)
     with siyu.session_factory() as session:
         assert session.scalars(sa.select(Store.name)).all() == ["Demo Tea Jing'an Flagship"]
+
+
+def test_pos_role_names_store_manager_and_ba_read_as_manager_and_guide(
+    siyu: Siyu, tmp_path: Path
+) -> None:
+    now = siyu.clock.now()
+    directory.import_stores(
+        session_factory=siyu.session_factory,
+        path=write_rows(tmp_path / "stores.csv", STORES[:1]),
+        now=now,
+    )
+    rows = [
+        {**STAFF[0], "staff_no": "laozhang", "name": "Lao Zhang", "role": "store_manager"},
+        {**STAFF[0], "role": "BA"},
+    ]
+
+    result = directory.import_staff(
+        session_factory=siyu.session_factory, path=write_rows(tmp_path / "staff.csv", rows), now=now
+    )
+
+    assert (result.accepted, result.rejected) == (2, 0)
+    with siyu.session_factory() as session:
+        roles = dict(session.execute(sa.select(Staff.staff_no, Staff.role)).tuples().all())
+    assert roles == {"laozhang": "manager", "xiaoli": "guide"}
