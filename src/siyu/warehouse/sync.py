@@ -39,6 +39,7 @@ from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
 from siyu.staff.models import Store
 from siyu.tags.models import MemberTag, Tag, TagGroup
+from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
 
 MEMBER_OVERLAP = timedelta(days=1)
@@ -87,6 +88,7 @@ def sync_all(
         run.follow_merges()
         run.copy_members(full=full)
         run.replace_stores()
+        copy_member_coupons(session, warehouse)  # coupon states for segments (issue #7)
     return result
 
 
