@@ -24,16 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.audit import service as audit_service
 from siyu.db import transaction
 from siyu.ingest.models import Event
+from siyu.loyalty.bulk_issuance import IssuanceReport, issue_to_members
 from siyu.loyalty.coupons import TemplateSpec, parse_template_spec
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
-from siyu.loyalty.issuance import (
-    SHANGHAI,
-    IssuanceReport,
-    IssuedCoupon,
-    coupon_event,
-    issue_to_members,
-    load_template,
-)
+from siyu.loyalty.issuance import SHANGHAI, IssuedCoupon, coupon_event, load_template
 from siyu.loyalty.issuance import issue_coupon as _issue_coupon
 from siyu.loyalty.models import (
     Coupon,
