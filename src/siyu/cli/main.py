@@ -70,9 +70,11 @@ def _register_commands() -> None:
     from siyu.cli import points  # points, tiers, stamp cards (issue #7)
 
     points.register(app)
-    from siyu.cli import staff  # people and trust (issue #8)
+    from siyu.cli import apikeys, privacy, staff  # people and trust (issue #8)
 
     staff.register(app)
+    apikeys.register(app)
+    privacy.register(app)
 
 
 def main() -> None:
