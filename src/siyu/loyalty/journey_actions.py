@@ -4,7 +4,7 @@
 member, keyed by the step's idempotency key so a retried step cannot issue twice. A refusal
 by the rules (budget spent, member limit reached, template paused) is an outcome of the step,
 not a failure: the journey goes on and the outcome says why no coupon was given.
-The points engineer appends `grant_points` to `journey_actions()`.
+`grant_points` (points_actions.py) is provided from here too.
 """
 
 from __future__ import annotations
