@@ -27,6 +27,7 @@ WORKER_HOOKS: tuple[str, ...] = (
     "siyu.loyalty.expiry:run_due_expiries",
     "siyu.loyalty.service:run_coupon_housekeeping",  # reservation timeouts, coupon expiry
     "siyu.loyalty.points_jobs:run_points_jobs",  # order points, lot expiry, tier periods
+    "siyu.channels.wecom.worker:run_wecom_pass",  # callback inbox, staff-send results/reminders
 )
 
 

@@ -121,6 +121,7 @@ class WelcomeStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     EXPIRED = "expired"
+    LATE = "late"  # the worker saw the add more than 20 s after it happened: not sent
 
 
 class WeComWelcome(Base):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.errors import WeComError
 from siyu.channels.wecom.models import (
     InboxStatus,
+    WeComCorpTag,
     WeComCustomer,
     WeComFollow,
     WeComGroup,
@@ -36,12 +37,14 @@ from siyu.channels.wecom.models import (
     WeComWelcome,
     WelcomeStatus,
 )
+from siyu.channels.wecom.tagmap import mirror_corp_tags
 from siyu.growth import service as growth
 from siyu.ingest.readers import SourceRow
 from siyu.ingest.writer import write_batch
 from siyu.tags.service import add_tag
 
 log = logging.getLogger(__name__)
+WELCOME_WINDOW = timedelta(seconds=20)  # WeCom refuses a WelcomeCode older than this
 events_table = sa.table(
     "events", sa.column("event_id", sa.String), sa.column("member_id", sa.BigInteger)
 )
@@ -58,6 +61,7 @@ class ProcessResult:
     failed: int = 0
     welcomes_sent: int = 0
     welcome_failures: int = 0
+    welcomes_late: int = 0
     tags_marked: int = 0
 
 
@@ -354,6 +358,8 @@ async def _remote_context(client: WeComClient | None, fields: dict[str, str]) ->
     ):
         body = await client.get_customer(external_userid=fields["ExternalUserID"])
         return {**body.get("external_contact", {}), "follow_user": body.get("follow_user", [])}
+    if fields.get("Event") == "change_external_tag" and fields.get("ChangeType") != "delete":
+        return {"tag_group": (await client.get_corp_tag_list())["tag_group"]}
     if fields.get("Event") == "change_external_chat" and fields.get("ChangeType") in {
         "create",
         "update",
@@ -397,7 +403,26 @@ def _handle(
                 group.dismissed_at, group.updated_at = _instant(fields), now
         elif remote:
             apply_group_snapshot(session, chat=remote, fields=fields, now=now, tz=tz)
-    return _Followup()  # change_external_tag: the next tag sync picks the change up
+    elif event == "change_external_tag":
+        _on_tag_change(session, fields, remote, now)
+    return _Followup()
+
+
+def _on_tag_change(
+    session: Session, fields: dict[str, str], remote: dict[str, Any], now: datetime
+) -> None:
+    """Re-mirror WeCom's tag list; without a client a deletion is still applied locally."""
+    if "tag_group" in remote:
+        mirror_corp_tags(session, remote=remote["tag_group"], now=now)
+        return
+    if fields.get("ChangeType") == "delete" and fields.get("Id"):
+        by_group = fields.get("TagType") == "tag_group"
+        column = WeComCorpTag.group_id if by_group else WeComCorpTag.tag_id
+        session.execute(
+            sa.update(WeComCorpTag)
+            .where(column == fields["Id"])
+            .values(deleted=True, updated_at=now)
+        )
 
 
 async def process_inbox(
@@ -407,6 +432,7 @@ async def process_inbox(
     now: datetime,
     tz: tzinfo,
     limit: int = 200,
+    welcome_window: timedelta = WELCOME_WINDOW,
 ) -> ProcessResult:
     """Handle up to `limit` pending callbacks in arrival order; failures stay visible in the row."""
     result = ProcessResult()
@@ -422,7 +448,7 @@ async def process_inbox(
     for inbox_id in ids:
         followup = await _process_one(session_factory, client, inbox_id, now, tz, result)
         if followup is not None and client is not None:
-            await _after_commit(session_factory, client, followup, now, result)
+            await _after_commit(session_factory, client, followup, now, result, welcome_window)
     return result
 
 
@@ -483,6 +509,7 @@ async def _after_commit(
     followup: _Followup,
     now: datetime,
     result: ProcessResult,
+    welcome_window: timedelta,
 ) -> None:
     if followup.welcome_id is not None and followup.welcome_payload is not None:
         await send_welcome(
@@ -492,6 +519,7 @@ async def _after_commit(
             payload=followup.welcome_payload,
             now=now,
             result=result,
+            window=welcome_window,
         )
     for userid, ext, tag_ids in followup.mark:
         try:
@@ -499,6 +527,21 @@ async def _after_commit(
             result.tags_marked += 1
         except WeComError as error:
             log.warning("mark_tag %s/%s failed: %s", userid, ext, error)
+
+
+def _closed_as_late(
+    session_factory: sessionmaker[Session], *, welcome_id: int, now: datetime, window: timedelta
+) -> bool:
+    with session_factory() as session:
+        row = session.get_one(WeComWelcome, welcome_id)
+        late_by = now - row.added_at
+        if row.status != WelcomeStatus.PENDING or late_by <= window:
+            return False
+        row.status = WelcomeStatus.LATE
+        seconds, limit = late_by.total_seconds(), window.total_seconds()
+        row.error = f"welcome_late: {seconds:.0f} s after the add (limit {limit:.0f} s)"
+        session.commit()
+    return True
 
 
 async def send_welcome(
@@ -509,8 +552,16 @@ async def send_welcome(
     payload: dict[str, Any],
     now: datetime,
     result: ProcessResult,
+    window: timedelta = WELCOME_WINDOW,
 ) -> None:
-    """Claim the welcome row (pending → sending) and call send_welcome_msg at most once."""
+    """Claim the welcome row (pending → sending) and call send_welcome_msg at most once.
+
+    WeCom accepts a welcome only within 20 s of the add; past `window` the row is closed as
+    `late` (the "welcome_late" decision, with how late it was) instead of calling WeCom.
+    """
+    if _closed_as_late(session_factory, welcome_id=welcome_id, now=now, window=window):
+        result.welcomes_late += 1
+        return
     with session_factory() as session:
         claimed = session.execute(
             sa.update(WeComWelcome)

@@ -50,6 +50,7 @@ def start(siyu: Siyu) -> Simulation:
         token=settings.wecom_token,
         aes_key=settings.wecom_aes_key,
         callback_url="http://siyu/wecom/callback",
+        now=lambda: siyu.clock.now().timestamp(),  # the simulated platform shares siyu's clock
     )
     wecom_http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=build_app(fake)), base_url="http://wecom"
