@@ -200,3 +200,20 @@ def test_expiring_coupons_are_announced_once(siyu: Siyu) -> None:
     )
     with transaction(siyu.session_factory) as db:
         assert db.scalar(sa.select(Coupon.state)) == "expired"
+
+
+def test_the_demo_offers_install_twice_without_duplicates(siyu: Siyu) -> None:
+    from siyu.loyalty.demo_offers import install_demo_offers
+
+    now = siyu.clock.now()
+    ids = members(siyu.session_factory, *[f"Member {i}" for i in range(20)])
+    first = install_demo_offers(siyu.session_factory, member_ids=ids, now=now)
+    second = install_demo_offers(siyu.session_factory, member_ids=ids, now=now)
+    assert first.issued + first.held_out == 20
+    assert second.issued == 0
+    with transaction(siyu.session_factory) as db:
+        assert len(service.list_templates(db)) == 5
+        pack = service.issue_pack(
+            db, pack_code="NEW_MEMBER", member_id=ids[0], idempotency_key="signup", now=now
+        )
+    assert [c.template_code for c in pack] == ["NEW_CASH_10", "FREE_SHIP"]
