@@ -43,6 +43,9 @@ def create_app(siyu: Siyu) -> FastAPI:
 
     app.include_router(apikeys.router)
     apikeys.install_api_auth(app, siyu)
+    from siyu.api import segments  # segments: preview, saved, snapshots, export (issue #4)
+
+    app.include_router(segments.router)
     from siyu.console.app import mount_console  # console shell and pages (issue #2)
 
     mount_console(app, siyu)

@@ -75,6 +75,9 @@ def _register_commands() -> None:
     staff.register(app)
     apikeys.register(app)
     privacy.register(app)
+    from siyu.cli import segments  # segments: preview, saved, snapshots, export (issue #4)
+
+    segments.register(app)
 
 
 def main() -> None:
