@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PROVIDER_MODULES: tuple[str, ...] = (
     "siyu.loyalty.journey_actions",  # issue_coupon, grant_points (loyalty issue)
     "siyu.staff.journey_actions",  # create_staff_task (staff tasks / WeCom issue)
+    "siyu.channels.wecom.journey_actions",  # wecom_send: staff-confirmed 1:1/group/moments
 )
 
 
