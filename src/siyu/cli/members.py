@@ -73,5 +73,7 @@ def _print(data: dict[str, Any]) -> None:
     for merge in data["merges"]:
         console.print(
             f"member {merge['merged_id']} merged into {merge['survivor_id']} "
-            f"via {merge['via']} ({merge['reason']}, {merge['merged_at']})"
+            f"via {merge['via']}"
+            + (f" on {merge['record']}" if merge.get("record") else "")
+            + f" ({merge['reason']}, {merge['merged_at']})"
         )

@@ -246,6 +246,7 @@ class _Group:
     records: list[SourceRecord]
     member_ids: set[int]
     links: dict[int, Key]  # existing member id → a value that joined it to the group
+    via_record: dict[int, str] = field(default_factory=dict)  # … carried by this new record
 
 
 def _group(
@@ -256,6 +257,7 @@ def _group(
 ) -> list[_Group]:
     finder = UnionFind()
     links: dict[int, Key] = {}
+    via_record: dict[int, str] = {}
     for index, record in enumerate(records):
         node = ("r", index)
         finder.find(node)
@@ -266,11 +268,13 @@ def _group(
             finder.union(node, ("m", known.member_id) if known else ("k", key))
             if known:
                 links.setdefault(known.member_id, key)
+                via_record.setdefault(known.member_id, f"{record.kind}:{record.key}")
         if record.order_id:
             owner = order_owners.get(record.order_id)
             finder.union(node, ("m", owner) if owner else ("o", record.order_id))
             if owner:
                 links.setdefault(owner, ("order_id", record.order_id))
+                via_record.setdefault(owner, f"{record.kind}:{record.key}")
     grouped: dict[Any, _Group] = {}
     for index, record in enumerate(records):
         root = finder.find(("r", index))
@@ -280,6 +284,7 @@ def _group(
             group = grouped[finder.find(node)]
             group.member_ids.add(node[1])
             group.links[node[1]] = links[node[1]]
+            group.via_record[node[1]] = via_record[node[1]]
     return list(grouped.values())
 
 
@@ -287,7 +292,12 @@ def _settle_group(session: Session, group: _Group, now: datetime, outcome: Batch
     survivor, *merged = sorted(group.member_ids)
     for member_id in merged:
         merge_members(
-            session, survivor=survivor, merged=member_id, via=group.links[member_id], now=now
+            session,
+            survivor=survivor,
+            merged=member_id,
+            via=group.links[member_id],
+            now=now,
+            record=group.via_record[member_id],
         )
         outcome.merges += 1
     for record in group.records:
@@ -347,8 +357,12 @@ def merge_members(
     via: Key,
     now: datetime,
     reason: str = "shared_identity",
+    record: str | None = None,
 ) -> None:
-    """Fold `merged` into `survivor`: its records, identities, tags and events follow."""
+    """Fold `merged` into `survivor`: its records, identities, tags and events follow.
+
+    `via` is the value the merged member shared with the component; `record` names the record
+    that brought the bridge (e.g. `order:O1:1`), kept in the merge's detail for explanations."""
     for table in (table_of(MemberRecord), table_of(OrderLine), table_of(Event), table_of(Identity)):
         session.execute(
             sa.update(table).where(table.c.member_id == merged).values(member_id=survivor)
@@ -371,6 +385,7 @@ def merge_members(
             via_type=via[0],
             via_value=via[1],
             reason=reason,
+            detail={"record": record} if record else None,
             merged_at=now,
         )
     )

@@ -167,6 +167,7 @@ def _merges_into(session: Session, member_id: int) -> list[dict[str, Any]]:
             "survivor_id": m.survivor_id,
             "merged_id": m.merged_id,
             "via": f"{m.via_type}:{m.via_value}",
+            "record": (m.detail or {}).get("record"),
             "reason": m.reason,
             "merged_at": m.merged_at.isoformat(),
         }

@@ -119,7 +119,7 @@ def test_members_show_explains_which_identity_joined_which_records(
     assert records["unionid"] == ["member:M002", "order:O1:1"]
     assert records["phone"] == ["member:M001", "order:O1:1"]
     text = run(data, "members", "show", "+86 138 0013 8000").stdout
-    assert "member 2 merged into 1 via unionid:oU-wang" in text
+    assert "member 2 merged into 1 via unionid:oU-wang on order:O1:1" in text
 
 
 def test_a_placeholder_phone_is_listed_as_polluted_and_merges_nobody(

@@ -12,6 +12,7 @@ from siyu.bootstrap import Siyu
 from siyu.identity import service as identity_service
 from siyu.identity.models import Identity, Member, MemberMerge
 from siyu.ingest import service as ingest_service
+from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
 from siyu.tags.models import MemberTag, Tag, TagGroup
 
@@ -118,7 +119,9 @@ def test_members_show_explains_which_identities_joined_which_records(siyu: Siyu)
         "13800138000": ["member:M001", "order:O1:1"],
         "oU-wang": ["member:M002", "order:O1:1"],
     }
-    assert [m["via"] for m in explanation["merges"]] == ["unionid:oU-wang"]
+    assert [(m["via"], m["record"]) for m in explanation["merges"]] == [
+        ("unionid:oU-wang", "order:O1:1")
+    ]
 
 
 def test_a_placeholder_phone_shared_by_many_member_nos_never_merges(siyu: Siyu) -> None:
@@ -179,3 +182,80 @@ def test_rebuild_reproduces_the_incremental_result(siyu: Siyu) -> None:
     assert (outcome["merges"], outcome["splits"]) == (0, 0)
     assert _count(siyu) == 2
     assert _member(siyu, "M002") == _member(siyu, "M001")
+
+
+def test_an_event_with_a_wecom_id_and_a_phone_joins_the_contact_to_the_pos_member(
+    siyu: Siyu,
+) -> None:
+    # Given Wang Fang's POS account and her WeCom contact, first seen as separate members
+    _ingest(siyu, "members", [WANG_POS])
+    _ingest(siyu, "members", [{"member_no": "WX01", "external_userid": "wm-wang"}])
+    contact = _member(siyu, "wm-wang")
+
+    # When a WeCom event carries both her external_userid and her phone
+    event = {
+        "event_id": "E1",
+        "type": "wecom_add",
+        "occurred_at": "2026-06-02T09:00:00",
+        "identities": {"external_userid": "wm-wang", "phone": "138 0013 8000"},
+        "properties": {"staff_no": "xiaoli"},
+    }
+    result = _ingest(siyu, "events", [event])
+
+    # Then the contact is merged into the POS member, and the event belongs to the survivor
+    pos = _member(siyu, "M001")
+    assert (result.merges, _count(siyu)) == (1, 1)
+    assert _member(siyu, "wm-wang") == pos
+    with siyu.session_factory() as session:
+        assert session.scalars(sa.select(Event.member_id)).all() == [pos]
+        merge = session.scalars(sa.select(MemberMerge)).one()
+    # (the contact joined through its own value; the event that bridged it is named)
+    assert (merge.survivor_id, merge.merged_id, merge.via_type, merge.detail) == (
+        pos,
+        contact,
+        "external_userid",
+        {"record": "event:E1"},
+    )
+
+
+def test_orders_and_events_of_a_merged_member_follow_the_survivor(siyu: Siyu) -> None:
+    # Given the mini-program account already has an order and an event of its own
+    _ingest(siyu, "members", [WANG_POS])
+    _ingest(siyu, "members", [WANG_MP])
+    _ingest(siyu, "orders", [{**BRIDGE, "order_id": "O0", "phone": ""}])
+    _ingest(
+        siyu,
+        "events",
+        [{"event_id": "E0", "type": "page_view", "occurred_at": "2026-06-01T08:00:00",
+          "identities": {"unionid": "oU-wang"}}],
+    )  # fmt: skip
+
+    # When the bridging order arrives
+    _ingest(siyu, "orders", [BRIDGE])
+
+    # Then every order line and event points at the surviving member
+    pos = _member(siyu, "M001")
+    with siyu.session_factory() as session:
+        lines = session.execute(sa.select(OrderLine.order_id, OrderLine.member_id)).all()
+        events = session.scalars(sa.select(Event.member_id)).all()
+    assert sorted(lines) == [("O0", pos), ("O1", pos)]
+    assert events == [pos]
+
+
+def test_rebuild_with_a_higher_pollution_limit_merges_what_the_guard_had_kept_apart(
+    siyu: Siyu,
+) -> None:
+    # Given three member_nos sharing a phone, polluted under a limit of 2
+    rows = [{"member_no": f"M00{n}", "phone": "13000000000"} for n in (1, 2, 3)]
+    _ingest(siyu, "members", rows, limit=2)
+    assert _count(siyu) == 3
+
+    # When OneID is rebuilt with the default limit of 20
+    outcome = identity_service.rebuild_identities(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), max_member_nos=20
+    )
+
+    # Then the phone is no longer polluted and the three records are one member
+    assert (outcome["merges"], outcome["polluted"]) == (2, 0)
+    assert _count(siyu) == 1
+    assert identity_service.list_polluted(session_factory=siyu.session_factory) == []

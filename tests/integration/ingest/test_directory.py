@@ -110,5 +110,5 @@ def test_pos_role_names_store_manager_and_ba_read_as_manager_and_guide(
 
     assert (result.accepted, result.rejected) == (2, 0)
     with siyu.session_factory() as session:
-        roles = dict(session.execute(sa.select(Staff.staff_no, Staff.role)).tuples().all())
+        roles = {no: role for no, role in session.execute(sa.select(Staff.staff_no, Staff.role))}
     assert roles == {"laozhang": "manager", "xiaoli": "guide"}
