@@ -148,6 +148,7 @@ class SendKind(StrEnum):
 
 class SendStatus(StrEnum):
     CREATING = "creating"  # guide task written, WeCom task not yet created
+    PUSHING = "pushing"  # a worker is creating the WeCom task; recipients are frozen
     WAITING = "waiting"  # WeCom task created, the guide has not confirmed
     SENT = "sent"
     FAILED = "failed"

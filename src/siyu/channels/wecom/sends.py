@@ -342,3 +342,47 @@ def _may_remind(row: WeComSendTask, now: datetime) -> bool:
         return False
     last = max(recent, default=row.created_at)
     return now - last >= REMIND_EVERY
+
+
+async def push_queued_sends(
+    *, session_factory: sessionmaker[Session], client: WeComClient, now: datetime
+) -> int:
+    """Create on WeCom the sends journeys queued (status creating); how many were created.
+
+    Journey actions run inside the step's transaction and may not call WeCom, so they write the
+    guide task and a `creating` send row; the next worker pass creates the WeCom task for all
+    recipients gathered so far and moves the row to `waiting` (polling takes it from there).
+    """
+    with session_factory() as session:
+        queued = session.execute(
+            sa.select(WeComSendTask.id, WeComSendTask.kind, WeComSendTask.userid)
+            .where(WeComSendTask.status == SendStatus.CREATING)
+            .order_by(WeComSendTask.id)
+        ).all()
+    pushed = 0
+    for send_id, kind, userid in queued:
+        with session_factory() as session:
+            claimed = session.execute(
+                sa.update(WeComSendTask)
+                .where(WeComSendTask.id == send_id, WeComSendTask.status == SendStatus.CREATING)
+                .values(status=SendStatus.PUSHING)
+            )
+            session.commit()
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another worker has it
+            content = session.get_one(WeComSendTask, send_id).content
+            targets = list(
+                session.scalars(
+                    sa.select(WeComSendRecipient.target)
+                    .where(
+                        WeComSendRecipient.send_task_id == send_id,
+                        WeComSendRecipient.status == "pending",
+                    )
+                    .order_by(WeComSendRecipient.id)
+                )
+            )
+        await _create_on_wecom(
+            session_factory, client, send_id, SendKind(kind), userid, content, targets
+        )
+        pushed += 1
+    return pushed

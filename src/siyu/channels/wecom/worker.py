@@ -2,7 +2,8 @@
 
 `run_wecom_pass(session_factory=, now=)` handles the callback inbox (events, OneID, follows,
 groups, auto-tags, welcomes) and, when a customer-contact secret is configured, polls
-staff-confirmed sends for results and reminders. Without SIYU_WECOM_CORP_ID and
+staff-confirmed sends: creates on WeCom the sends journeys queued, then asks for results and
+sends reminders. Without SIYU_WECOM_CORP_ID and
 SIYU_WECOM_SECRET there is nobody to ask: the inbox is still processed from what the callbacks
 carry (no names/unionids, no welcome calls, no polling) and the pass does not fail — a siyu
 that does not use WeCom simply finds an empty inbox.
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.inbox import WeComSettings
 from siyu.channels.wecom.processing import process_inbox
-from siyu.channels.wecom.sends import poll_sends
+from siyu.channels.wecom.sends import poll_sends, push_queued_sends
 from siyu.config import Settings
 
 T = TypeVar("T")
@@ -84,6 +85,7 @@ async def wecom_pass(
     )
     done = inbox.processed + inbox.failed
     if client is not None:
+        done += await push_queued_sends(session_factory=session_factory, client=client, now=now)
         sends = await poll_sends(session_factory=session_factory, client=client, now=now)
         done += sends.confirmed + sends.reminded
     return done
