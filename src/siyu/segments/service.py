@@ -168,11 +168,13 @@ def _compile(
     definition: Definition, *, now: datetime, session: Session | None, timezone: ZoneInfo
 ) -> exp.Select:
     condition = parse_definition(definition) if isinstance(definition, dict) else definition
-    resolve = _resolver(session) if session is not None else None
+    resolve = segment_resolver(session) if session is not None else None
     return compile_segment(condition, now=now, timezone=timezone, resolve=resolve)
 
 
-def _resolver(session: Session) -> Callable[[str], Condition]:
+def segment_resolver(session: Session) -> Callable[[str], Condition]:
+    """Resolves `{"segment": name}` to the saved definition (used by tag rules too)."""
+
     def resolve(name: str) -> Condition:
         return parse_definition(get_row(session, name).definition)
 
@@ -255,6 +257,9 @@ def delete_segment(*, db_session: Session, name: str, now: datetime, actor: str)
     for other in db_session.scalars(sa.select(Segment).where(Segment.id != segment.id)):
         if name in references(parse_definition(other.definition)):
             raise SegmentInUseError(f"segment {name!r} is used by segment {other.name!r}")
+    for tag_name, rule in db_session.execute(sa.select(_tags.c.name, _tags.c.rule)):
+        if isinstance(rule, dict) and _refers_to(rule, name):
+            raise SegmentInUseError(f"segment {name!r} is used by the rule of tag {tag_name!r}")
     db_session.execute(sa.delete(SegmentSnapshot).where(SegmentSnapshot.segment_id == segment.id))
     db_session.delete(segment)
     audit_service.record(
@@ -266,6 +271,16 @@ def delete_segment(*, db_session: Session, name: str, now: datetime, actor: str)
         entity_id=segment.id,
         detail={"name": name},
     )
+
+
+_tags = sa.table("tags", sa.column("name"), sa.column("rule", sa.JSON))
+
+
+def _refers_to(rule: dict[str, Any], name: str) -> bool:
+    try:
+        return name in references(parse_definition(rule))
+    except SegmentError:  # an unparsable rule refers to nothing we could delete
+        return False
 
 
 def _new_segment(db_session: Session, *, name: str, owner: str, now: datetime) -> Segment:
@@ -286,7 +301,7 @@ def _checked_definition(
 ) -> dict[str, Any]:
     """Canonical JSON of a valid definition whose references exist and form no cycle."""
     condition = parse_definition(definition)
-    resolver = _resolver(db_session)
+    resolver = segment_resolver(db_session)
 
     def resolve(other: str) -> Condition:
         # The segment being saved resolves to its new definition, so a cycle through it shows.

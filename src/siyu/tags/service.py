@@ -13,7 +13,7 @@ Decisions (where the issue is silent):
   another source keeps that assignment. In an exclusive group, a member holding a manual tag of
   the group is left alone, and a member matching several rule tags gets the first one defined.
   Rules may use `tag` conditions on other rule tags: tags are evaluated in definition order.
-  Segment references (`{"segment": …}`) are refused in rules for now.
+  Saved-segment references (`{"segment": …}`) in rules resolve to the saved definitions.
 - Audit: one row per manual add/remove (actor, member, tag, what an exclusive group replaced);
   one row per rule tag per recompute with the counts (not one per member: rules touch millions).
 - A merged-away member id resolves to the surviving member (OneID §4.3).
@@ -36,6 +36,7 @@ from siyu.identity.models import Member
 from siyu.segments.compiler import compile_segment, render
 from siyu.segments.dsl import Condition, parse_definition, references
 from siyu.segments.errors import SegmentError
+from siyu.segments.service import segment_resolver
 from siyu.tags.errors import TagError, TagErrorCode
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.tags.schemas import (
@@ -100,9 +101,9 @@ def define_tag(
 ) -> TagView:
     """A new tag in an existing group; with `rule` (segment DSL) it is an auto tag."""
     group_name, name = parse_tag(tag)
-    if rule is not None:
-        check_rule(rule, now=clock.now())
     with transaction(session_factory) as session:
+        if rule is not None:
+            check_rule(rule, now=clock.now(), session=session)
         group = _group(session, group_name, tag=tag)
         if _find_tag(session, group.id, name) is not None:
             raise TagError(TagErrorCode.ALREADY_EXISTS, f"tag {tag!r} already exists")
@@ -126,16 +127,18 @@ def define_tag(
         )
 
 
-def check_rule(rule: dict[str, Any], *, now: datetime) -> Condition:
-    """Validate a rule: a segment-DSL condition the compiler accepts, without segment refs."""
+def check_rule(rule: dict[str, Any], *, now: datetime, session: Session | None = None) -> Condition:
+    """Validate a rule: a segment-DSL condition the compiler accepts; saved-segment refs
+    (`{"segment": name}`) resolve through `session` and are refused without one."""
     try:
         condition = parse_definition(rule)
-        if references(condition):
+        if references(condition) and session is None:
             raise TagError(
                 TagErrorCode.INVALID_RULE,
-                "rule: segment references are not supported in tag rules; inline the condition",
+                "rule: segment references are not supported here; inline the condition",
             )
-        compile_segment(condition, now=now)
+        resolve = segment_resolver(session) if session is not None else None
+        compile_segment(condition, now=now, resolve=resolve)
     except SegmentError as error:
         raise TagError(TagErrorCode.INVALID_RULE, f"rule: {error}") from error
     return condition
@@ -327,7 +330,7 @@ def recompute_rule_tags(
     with transaction(session_factory) as session:
         claimed: dict[int, set[int]] = {}  # exclusive group id -> members given a rule tag
         for tag, group in _rule_tags(session, only):
-            desired = _evaluate(warehouse, tag, now=now, tz=tz)
+            desired = _evaluate(warehouse, tag, now=now, tz=tz, session=session)
             if group.exclusive:
                 desired -= _manual_holders(session, group.id)
                 desired -= claimed.setdefault(group.id, set())
@@ -368,9 +371,12 @@ def _rule_tags(session: Session, only: Sequence[str] | None) -> list[tuple[Tag, 
     ]
 
 
-def _evaluate(warehouse: DuckDBWarehouse, tag: Tag, *, now: datetime, tz: tzinfo) -> set[int]:
-    condition = check_rule(dict(tag.rule or {}), now=now)
-    query = compile_segment(condition, now=now, timezone=tz)  # type: ignore[arg-type]
+def _evaluate(
+    warehouse: DuckDBWarehouse, tag: Tag, *, now: datetime, tz: tzinfo, session: Session
+) -> set[int]:
+    condition = check_rule(dict(tag.rule or {}), now=now, session=session)
+    resolve = segment_resolver(session)
+    query = compile_segment(condition, now=now, timezone=tz, resolve=resolve)  # type: ignore[arg-type]
     return {int(row[0]) for row in warehouse.query(render(query, "duckdb"))}
 
 

@@ -200,3 +200,15 @@ def test_console_detail_shows_the_history_after_a_refresh(console: TestClient) -
     assert page.status_code == 200
     assert "Count history" in page.text and "<svg" in page.text
     assert exported.status_code == 200 and exported.text.count("\n") == 2
+
+
+def test_a_rule_tag_may_refer_to_a_saved_segment_which_then_cannot_be_deleted(
+    data_dir: Path,
+) -> None:
+    cli(data_dir, "segment", "save", "men", "--json", json.dumps(MEN))
+    cli(data_dir, "tags", "group-create", "audience")
+    cli(data_dir, "tags", "define", "audience:men", "--rule", json.dumps({"segment": "men"}))
+    recomputed = cli(data_dir, "tags", "recompute", *NOW_ARG, "--json")
+    refused = cli(data_dir, "segment", "delete", "men", code=2)
+    assert recomputed["tags"] == [{"tag": "audience:men", "members": 1, "added": 1, "removed": 0}]
+    assert "segment_in_use" in refused
