@@ -16,10 +16,11 @@ Exactly once, by construction (docs/adr/journeys-exactly-once.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.db import transaction
@@ -49,6 +50,7 @@ from siyu.journeys.models import (
 )
 from siyu.journeys.runtime import JourneyRuntime
 
+_BUFFER_KEY = "journeys.engine.buffer"
 MAX_STEPS_PER_RUN = 200  # a definition that loops without waiting is stopped, not spun forever
 WAITS = (WaitStep, WaitUntilStep, WaitEventStep)
 
@@ -86,10 +88,12 @@ def _run_batch(runtime: JourneyRuntime, now: datetime, batch_size: int) -> tuple
         with transaction(runtime.session_factory) as db:
             pairs = _claim(db, now, batch_size)
             members = _take(db, pairs)
-            return len(pairs), sum(
+            steps = sum(
                 _advance(db, runtime, timer, enrollment, now, members)
                 for timer, enrollment in pairs
             )
+            _write_buffered(db)
+            return len(pairs), steps
     except JourneyError:
         # One bad enrollment rolled the optimistic batch back: redo it one by one, isolating it.
         with transaction(runtime.session_factory) as db:
@@ -146,11 +150,15 @@ def _advance_isolated(
 ) -> int:
     try:
         with db.begin_nested():
-            return _advance(db, runtime, timer, enrollment, now, members)
+            steps = _advance(db, runtime, timer, enrollment, now, members)
+            _write_buffered(db)
+            return steps
     except JourneyError as error:
+        _buffer(db).clear()  # what the failed step had buffered was rolled back with it
         db.refresh(enrollment)
         journey, _ = runtime.definition(db, enrollment.journey_id, enrollment.version)
         _record(db, journey, enrollment, timer.step_id, f"failed: {error.message}"[:200], now)
+        _write_buffered(db)
         finish(
             db_session=db,
             enrollment=enrollment,
@@ -226,14 +234,14 @@ def _schedule_wait(run: _Run, step: WaitStep | WaitUntilStep | WaitEventStep) ->
     else:
         due, reason = start + step.timeout.delta, "timeout"
         run.enrollment.waiting_event = step.event
-    run.db.add(
-        JourneyTimer(
-            enrollment_id=run.enrollment.id,
-            journey_id=run.enrollment.journey_id,
-            step_id=step.id,
-            reason=reason,
-            due_at=due,
-        )
+    _buffer(run.db).timers.append(
+        {
+            "enrollment_id": run.enrollment.id,
+            "journey_id": run.enrollment.journey_id,
+            "step_id": step.id,
+            "reason": reason,
+            "due_at": due,
+        }
     )
 
 
@@ -327,17 +335,55 @@ def _record(
     db: Session, journey: str, enrollment: Enrollment, step_id: str, outcome: str, now: datetime
 ) -> None:
     occurrence = _occurrence(enrollment, step_id)
-    db.add(
-        StepRun(
-            journey_id=enrollment.journey_id,
-            version=enrollment.version,
-            step_id=step_id,
-            enrollment_id=enrollment.id,
-            occurrence=occurrence,
-            outcome=outcome,
-            ran_at=now,
-            idempotency_key=idempotency_key(
+    _buffer(db).step_runs.append(
+        {
+            "journey_id": enrollment.journey_id,
+            "version": enrollment.version,
+            "step_id": step_id,
+            "enrollment_id": enrollment.id,
+            "occurrence": occurrence,
+            "outcome": outcome,
+            "is_holdout": False,
+            "ran_at": now,
+            "idempotency_key": idempotency_key(
                 journey, enrollment.version, step_id, enrollment.id, occurrence
             ),
-        )
+        }
     )
+
+
+@dataclass
+class _Buffer:
+    """Step runs and next timers of the batch, written with one multi-row INSERT each.
+
+    ORM objects cost more to build and flush than the steps themselves; these rows are never
+    read back inside the batch, so plain dicts and a core INSERT do (same transaction).
+    """
+
+    step_runs: list[dict[str, object]] = field(default_factory=list)
+    timers: list[dict[str, object]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.step_runs.clear()
+        self.timers.clear()
+
+
+def _buffer(db: Session) -> _Buffer:
+    found = db.info.get(_BUFFER_KEY)
+    if found is None:
+        found = db.info[_BUFFER_KEY] = _Buffer()
+    assert isinstance(found, _Buffer)
+    return found
+
+
+def _write_buffered(db: Session) -> None:
+    buffer = _buffer(db)
+    if buffer.step_runs:
+        db.execute(insert(_table(StepRun)), buffer.step_runs)
+    if buffer.timers:
+        db.execute(insert(_table(JourneyTimer)), buffer.timers)
+    buffer.clear()
+
+
+def _table(model: type[StepRun] | type[JourneyTimer]) -> Table:
+    return cast(Table, model.__table__)

@@ -16,7 +16,7 @@ from siyu.delivery.models import OutboxMessage
 from siyu.journeys import service as journey_service
 from siyu.journeys import stats
 from siyu.journeys.assignment import in_holdout
-from siyu.journeys.models import Enrollment
+from siyu.journeys.models import Enrollment, StepRun
 from siyu.journeys.runtime import JourneyRuntime
 from siyu.journeys.worker import run_once
 from tests.factories.journeys import add_event, add_member, add_order, apply_journey, runtime_for
@@ -347,3 +347,38 @@ def test_holdout_members_get_nothing_and_only_orders_in_the_window_convert(
     assert comparison.treatment.converted == len(converted - held_out)
     assert comparison.holdout.converted == len(converted & held_out)
     assert comparison.ci_low <= comparison.uplift <= comparison.ci_high
+
+
+COUPON_NAME = """
+name: coupon-reminder
+trigger: {type: event, event: coupon_expiring}
+steps:
+  - {id: remind, type: action, action: send_message,
+     params: {body: "{{ member.name }}, your {{ event.coupon_name }} expires soon"}}
+"""
+
+
+def test_a_step_failing_for_one_member_exits_her_and_the_batch_goes_on(
+    siyu: Siyu, clock: FixedClock
+) -> None:
+    # given two reminders due in one batch, one of whose events lacks the coupon name
+    runtime = runtime_for(siyu)
+    apply_journey(siyu, runtime, COUPON_NAME)
+    with transaction(siyu.session_factory) as db:
+        wang = add_member(db, name="Wang Fang", registered_at=clock.now())
+        li = add_member(db, name="Li Na", registered_at=clock.now())
+        add_event(db, member_id=wang, type="coupon_expiring", at=clock.now(),
+                  properties={"coupon_name": "FIRST20"})  # fmt: skip
+        add_event(db, member_id=li, type="coupon_expiring", at=clock.now())
+
+    # when the worker runs
+    _pass(runtime, clock.now())
+
+    # then Wang Fang is reminded, Li Na's enrollment ends naming the template error
+    assert _messages(siyu) == [(wang, "Wang Fang, your FIRST20 expires soon")]
+    with transaction(siyu.session_factory) as db:
+        failed = db.scalars(select(Enrollment).where(Enrollment.member_id == li)).one()
+        outcomes = set(db.scalars(select(StepRun.outcome)))
+    assert failed.state == "exited"
+    assert failed.exit_reason is not None and "coupon_name" in failed.exit_reason
+    assert len(outcomes) == 2 and "queued on sandbox" in outcomes
