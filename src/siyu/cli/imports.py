@@ -74,9 +74,11 @@ def _progress() -> Progress:
 def _after_import(siyu: Siyu) -> None:
     """Sync the warehouse, recompute rule tags and refresh the profiles the import touched."""
     from siyu.profiles.service import refresh_profiles
+    from siyu.staff.jobs import attribute_new_members
     from siyu.tags import service as tags_service
     from siyu.warehouse import sync
 
+    attribute_new_members(session_factory=siyu.session_factory, now=siyu.clock.now())  # owners
     result = sync.sync_all(
         session_factory=siyu.session_factory, warehouse=siyu.warehouse, tz=siyu.settings.tz
     )

@@ -28,6 +28,8 @@ WORKER_HOOKS: tuple[str, ...] = (
     "siyu.loyalty.service:run_coupon_housekeeping",  # reservation timeouts, coupon expiry
     "siyu.loyalty.points_jobs:run_points_jobs",  # order points, lot expiry, tier periods
     "siyu.channels.wecom.worker:run_wecom_pass",  # callback inbox, staff-send results/reminders
+    "siyu.staff.jobs:expire_overdue_tasks",  # guide tasks past due (issue #8)
+    "siyu.staff.jobs:attribute_new_members",  # owner guide/store of new members (issue #8)
 )
 
 

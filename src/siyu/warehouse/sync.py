@@ -38,6 +38,7 @@ from siyu.identity.models import Member, MemberMerge
 from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
 from siyu.staff.models import Store
+from siyu.staff.warehouse_owners import sync_member_owners
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
@@ -89,6 +90,7 @@ def sync_all(
         run.copy_members(full=full)
         run.replace_stores()
         copy_member_coupons(session, warehouse)  # coupon states for segments (issue #7)
+    sync_member_owners(session_factory=session_factory, warehouse=warehouse)  # issue #8
     return result
 
 
