@@ -1,0 +1,306 @@
+"""Ten representative segments: preview latency on DuckDB vs the same segments as hand-written
+SQL on PostgreSQL over the same seeded data (counts compared), then snapshot size and refresh
+time of a large saved segment (roaring bitmaps, ADR 0002).
+
+    .venv/bin/python benchmarks/segments/bench_segments.py [--members 200000]
+        [--lines-per-member 5] [--repeat 3]
+        [--postgres-url postgresql://postgres:postgres@127.0.0.1:5432/postgres]
+
+Issue #4 target at 10M members / 50M lines (`--members 10000000`): each preview ≤ 1 s on
+DuckDB and ≥ 20× faster than PostgreSQL. The data is the reports benchmark's generator
+(deterministic hashes of row numbers) plus gender, birthday, tags and a store dimension; it is
+copied to a scratch PostgreSQL database (`siyu_bench_segments`, dropped at the end) with
+indexes on order_lines(member_id), (order_id), (paid_at) and member_tags(tag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
+from bench_reports import generate  # noqa: E402 — the shared seeded order generator
+
+from siyu.bootstrap import bootstrap  # noqa: E402
+from siyu.clock import FixedClock  # noqa: E402
+from siyu.config import Settings  # noqa: E402
+from siyu.db import transaction  # noqa: E402
+from siyu.segments import refresh as segments_refresh  # noqa: E402
+from siyu.segments import service as segments_service  # noqa: E402
+from siyu.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
+
+NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+TS = "TIMESTAMP '2026-06-18 02:00:00'"
+AS_OF = "DATE '2026-06-18'"
+SCRATCH_DB = "siyu_bench_segments"
+
+# name → (segment DSL, the same segment as hand-written PostgreSQL returning member ids)
+ORDERS_PG = """WITH o AS (SELECT order_id, min(member_id) AS member_id, min(paid_at) AS paid_at,
+  min(paid_date) AS paid_date, sum(amount) AS amount FROM order_lines GROUP BY order_id
+  HAVING NOT bool_or(status = 'refunded'))"""
+LIFE_PG = f"""{ORDERS_PG}, l AS (SELECT member_id, {AS_OF} - max(paid_date) AS d_last,
+  count(*) AS n_all, count(*) FILTER (WHERE {AS_OF} - paid_date < 365) AS n_365
+  FROM o WHERE paid_date <= {AS_OF} GROUP BY member_id)"""
+SEGMENTS: dict[str, tuple[dict[str, Any], str]] = {
+    "women": (
+        {"attr": "gender", "op": "eq", "value": "F"},
+        "SELECT member_id FROM members WHERE gender = 'F'",
+    ),
+    "age 25-35": (
+        {"attr": "age", "op": "between", "value": [25, 35]},
+        "SELECT member_id FROM members WHERE birthday > DATE '1990-06-18' "
+        "AND birthday <= DATE '2001-06-18'",
+    ),
+    "tag": (
+        {"tag": "偏好:茶", "op": "has"},
+        "SELECT member_id FROM member_tags WHERE tag = '偏好:茶'",
+    ),
+    "tags and/not": (
+        {"all": [{"tag": "等级:VIP", "op": "has"}, {"tag": "偏好:茶", "op": "not_has"}]},
+        "SELECT member_id FROM member_tags WHERE tag = '等级:VIP' EXCEPT "
+        "SELECT member_id FROM member_tags WHERE tag = '偏好:茶'",
+    ),
+    "tea ≥2 in 90d": (
+        {
+            "event": "order_paid",
+            "within_days": 90,
+            "count": {"op": "gte", "value": 2},
+            "where": [{"prop": "category", "op": "in", "value": ["tea"]}],
+        },  # fmt: skip
+        f"""{ORDERS_PG} SELECT member_id FROM o WHERE paid_at > {TS} - INTERVAL '90 days'
+        AND paid_at <= {TS} AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id
+        AND l.category = 'tea') GROUP BY member_id HAVING count(*) >= 2""",
+    ),
+    "spend >500 in 365d": (
+        {"event": "order_paid", "within_days": 365, "sum": "amount", "op": "gt", "value": 500},
+        f"""{ORDERS_PG} SELECT member_id FROM o WHERE paid_at > {TS} - INTERVAL '365 days'
+        AND paid_at <= {TS} GROUP BY member_id HAVING sum(amount) > 500""",
+    ),
+    "nested and/or/not": (
+        {
+            "all": [
+                {"attr": "gender", "op": "eq", "value": "F"},
+                {
+                    "any": [
+                        {"tag": "等级:VIP", "op": "has"},
+                        {
+                            "event": "order_paid",
+                            "within_days": 365,
+                            "sum": "amount",
+                            "op": "gt",
+                            "value": 300,
+                        },
+                    ]
+                },
+                {"not": {"attr": "store_code", "op": "in", "value": ["SH001", "SH002", "SH003"]}},
+            ]
+        },  # fmt: skip
+        f"""{ORDERS_PG}, s AS (SELECT member_id FROM o WHERE paid_at > {TS} - INTERVAL '365 days'
+        AND paid_at <= {TS} GROUP BY member_id HAVING sum(amount) > 300)
+        SELECT member_id FROM members m WHERE gender = 'F'
+        AND (member_id IN (SELECT member_id FROM member_tags WHERE tag = '等级:VIP')
+             OR member_id IN (SELECT member_id FROM s))
+        AND NOT coalesce(store_code IN ('SH001', 'SH002', 'SH003'), false)""",
+    ),
+    "silent + region": (
+        {
+            "all": [
+                {"lifecycle": "in", "value": ["silent"]},
+                {"attr": "region", "op": "eq", "value": "East"},
+            ]
+        },  # fmt: skip
+        f"""{LIFE_PG} SELECT l.member_id FROM l JOIN members m USING (member_id)
+        JOIN stores s ON s.store_code = m.store_code
+        WHERE d_last >= 90 AND d_last < 365 AND s.region = 'East'""",
+    ),
+    "mature or growing men": (
+        {
+            "all": [
+                {"lifecycle": "in", "value": ["mature", "growing"]},
+                {"attr": "gender", "op": "eq", "value": "M"},
+            ]
+        },  # fmt: skip
+        f"""{LIFE_PG} SELECT l.member_id FROM l JOIN members m USING (member_id)
+        WHERE m.gender = 'M' AND d_last < 90 AND (n_365 >= 4 OR n_all >= 2)""",
+    ),
+    "new in 2 stores": (
+        {
+            "all": [
+                {"attr": "store_code", "op": "in", "value": ["SH001", "SH002"]},
+                {"attr": "registered_at", "within_days": 365},
+            ]
+        },  # fmt: skip
+        f"""SELECT member_id FROM members WHERE store_code IN ('SH001', 'SH002')
+        AND registered_at > {TS} - INTERVAL '365 days' AND registered_at <= {TS}""",
+    ),
+}
+
+
+def enrich(warehouse: DuckDBWarehouse) -> None:
+    """Gender, birthdays, tags and a store dimension on top of the reports generator's rows."""
+    con = warehouse.connection
+    con.execute(
+        "UPDATE members SET gender = CASE hash(member_id, 11) % 5 WHEN 0 THEN 'M' WHEN 1 "
+        "THEN 'U' ELSE 'F' END, birthday = DATE '1960-01-01' + CAST(hash(member_id, 12) % "
+        "16000 AS INT)"
+    )
+    con.execute(
+        "INSERT INTO member_tags SELECT member_id, '等级:VIP' FROM members "
+        "WHERE hash(member_id, 13) % 10 < 3 UNION ALL SELECT member_id, '偏好:茶' FROM members "
+        "WHERE hash(member_id, 14) % 10 < 4"
+    )
+    con.execute(
+        "INSERT INTO stores SELECT 'SH' || lpad(CAST(i AS VARCHAR), 3, '0'), 'store ' || i, "
+        "'Shanghai', CASE WHEN i < 25 THEN 'East' ELSE 'North' END FROM range(0, 50) t(i)"
+    )
+    con.execute("CHECKPOINT")
+
+
+PG_TABLES = """
+CREATE UNLOGGED TABLE members (member_id BIGINT PRIMARY KEY, gender VARCHAR, birthday DATE,
+    registered_at TIMESTAMP, store_code VARCHAR);
+CREATE UNLOGGED TABLE order_lines (order_id VARCHAR NOT NULL, member_id BIGINT NOT NULL,
+    paid_at TIMESTAMP NOT NULL, paid_date DATE NOT NULL, amount NUMERIC(14, 2) NOT NULL,
+    status VARCHAR NOT NULL, category VARCHAR);
+CREATE UNLOGGED TABLE member_tags (member_id BIGINT NOT NULL, tag VARCHAR NOT NULL);
+CREATE UNLOGGED TABLE stores (store_code VARCHAR PRIMARY KEY, region VARCHAR);
+"""
+PG_EXPORTS = {
+    "members": "SELECT member_id, gender, birthday, registered_at, store_code FROM members",
+    "order_lines": "SELECT order_id, member_id, paid_at, paid_date, amount, status, category "
+    "FROM order_lines",
+    "member_tags": "SELECT member_id, tag FROM member_tags",
+    "stores": "SELECT store_code, region FROM stores",
+}
+
+
+def load_postgres(warehouse: DuckDBWarehouse, url: str, scratch: Path) -> str:
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+        admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
+    db_url = url.rsplit("/", 1)[0] + f"/{SCRATCH_DB}"
+    with psycopg.connect(db_url, autocommit=True) as pg:
+        pg.execute(PG_TABLES)
+        for table, select in PG_EXPORTS.items():
+            path = scratch / f"{table}.csv"
+            warehouse.connection.execute(f"COPY ({select}) TO '{path}' (HEADER false)")
+            with pg.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+                with path.open("rb") as source:
+                    while chunk := source.read(1 << 20):
+                        copy.write(chunk)
+        for index in ("order_lines (member_id)", "order_lines (order_id)",
+                      "order_lines (paid_at)", "member_tags (tag, member_id)"):  # fmt: skip
+            pg.execute(f"CREATE INDEX ON {index}")
+        pg.execute("ANALYZE")
+    return db_url
+
+
+def median_seconds(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    result = run()  # warm-up
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = run()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings), result
+
+
+def bench_previews(warehouse: DuckDBWarehouse, pg_url: str, repeat: int) -> None:
+    print(f"{'segment':<22} {'members':>9} {'duckdb s':>9} {'postgres s':>11} {'ratio':>7}  agree")
+    ratios, worst = [], 0.0
+    with psycopg.connect(pg_url) as pg:
+        for name, (definition, sql) in SEGMENTS.items():
+            ours_s, preview = median_seconds(
+                lambda d=definition: segments_service.preview_segment(  # type: ignore[misc]
+                    warehouse=warehouse, definition=d, now=NOW
+                ),
+                repeat,
+            )
+            counted = f"SELECT count(*) FROM ({sql}) q"
+            pg_s, rows = median_seconds(lambda q=counted: pg.execute(q).fetchall(), repeat)  # type: ignore[misc]
+            agree = rows[0][0] == preview.count
+            ratios.append(pg_s / ours_s)
+            worst = max(worst, ours_s)
+            print(f"{name:<22} {preview.count:>9,} {ours_s:>9.3f} {pg_s:>11.3f} "
+                  f"{pg_s / ours_s:>6.1f}×  {agree}")  # fmt: skip
+    print(f"slowest preview {worst:.3f} s (target ≤ 1 s); median ratio "
+          f"{statistics.median(ratios):.1f}×, lowest {min(ratios):.1f}× (target ≥ 20×)\n")  # fmt: skip
+
+
+def bench_snapshot(siyu_dir: Path, members: int) -> None:
+    """Refresh a saved segment holding about half the members: time, bitmap sizes, diff."""
+    siyu = bootstrap(Settings(environment="test", data_dir=siyu_dir), clock=FixedClock(NOW))
+    big = {"attr": "gender", "op": "in", "value": ["F", "U"]}
+    with transaction(siyu.session_factory) as db:
+        segments_service.save_segment(
+            db_session=db, name="big", definition=big, now=NOW, owner="bench"
+        )
+    first = segments_refresh.refresh_segment(
+        session_factory=siyu.session_factory, warehouse=siyu.warehouse, name="big", now=NOW
+    )
+    # A tenth of the members change gender: the second snapshot has entries and exits.
+    siyu.warehouse.connection.execute(
+        "UPDATE members SET gender = CASE gender WHEN 'M' THEN 'F' ELSE 'M' END "
+        "WHERE hash(member_id, 15) % 10 = 0"
+    )
+    later = NOW.replace(hour=3)
+    second = segments_refresh.refresh_segment(
+        session_factory=siyu.session_factory, warehouse=siyu.warehouse, name="big", now=later,
+        force=True,
+    )  # fmt: skip
+    with siyu.session_factory() as db:
+        snapshot = segments_service.latest_snapshot(db, segments_service.get_row(db, "big").id)
+        assert snapshot is not None
+        sizes = (len(snapshot.members or b""), len(snapshot.entered), len(snapshot.exited))
+    raw = second.member_count * 8
+    print(f"snapshot of {second.member_count:,} of {members:,} members: first refresh "
+          f"{first.elapsed_ms / 1000:.2f} s, second {second.elapsed_ms / 1000:.2f} s "
+          f"({len(second.entered):,} entered, {len(second.exited):,} exited)")  # fmt: skip
+    print(f"stored: members bitmap {sizes[0] / 1e6:.2f} MB (raw 8-byte ids {raw / 1e6:.2f} MB, "
+          f"{raw / max(sizes[0], 1):.1f}× smaller), entered {sizes[1] / 1e3:.1f} kB, "
+          f"exited {sizes[2] / 1e3:.1f} kB")  # fmt: skip
+    siyu.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=200_000)
+    parser.add_argument("--lines-per-member", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--postgres-url", default="postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-segments-", dir="/tmp"))
+    siyu_dir = scratch / "siyu"
+    siyu_dir.mkdir()
+    warehouse = DuckDBWarehouse(siyu_dir / "warehouse.duckdb")
+    started = time.perf_counter()
+    generate(warehouse, members=args.members, lines_per_member=args.lines_per_member)
+    enrich(warehouse)
+    lines = warehouse.query("SELECT count(*) FROM order_lines")[0][0]
+    print(f"data: {args.members:,} members, {lines:,} order lines "
+          f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+    started = time.perf_counter()
+    pg_url = load_postgres(warehouse, args.postgres_url, scratch)
+    print(f"copied to PostgreSQL in {time.perf_counter() - started:.1f} s\n")
+    try:
+        bench_previews(warehouse, pg_url, args.repeat)
+    finally:
+        with psycopg.connect(args.postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+    warehouse.close()
+    bench_snapshot(siyu_dir, args.members)
+
+
+if __name__ == "__main__":
+    main()
