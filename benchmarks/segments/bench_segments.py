@@ -28,15 +28,15 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
-from bench_reports import generate  # noqa: E402 — the shared seeded order generator
+from bench_reports import generate
 
-from siyu.bootstrap import bootstrap  # noqa: E402
-from siyu.clock import FixedClock  # noqa: E402
-from siyu.config import Settings  # noqa: E402
-from siyu.db import transaction  # noqa: E402
-from siyu.segments import refresh as segments_refresh  # noqa: E402
-from siyu.segments import service as segments_service  # noqa: E402
-from siyu.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
+from siyu.bootstrap import bootstrap
+from siyu.clock import FixedClock
+from siyu.config import Settings
+from siyu.db import transaction
+from siyu.segments import refresh as segments_refresh
+from siyu.segments import service as segments_service
+from siyu.warehouse.duckdb import DuckDBWarehouse
 
 NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 TS = "TIMESTAMP '2026-06-18 02:00:00'"
@@ -75,7 +75,7 @@ SEGMENTS: dict[str, tuple[dict[str, Any], str]] = {
             "within_days": 90,
             "count": {"op": "gte", "value": 2},
             "where": [{"prop": "category", "op": "in", "value": ["tea"]}],
-        },  # fmt: skip
+        },
         f"""{ORDERS_PG} SELECT member_id FROM o WHERE paid_at > {TS} - INTERVAL '90 days'
         AND paid_at <= {TS} AND EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id
         AND l.category = 'tea') GROUP BY member_id HAVING count(*) >= 2""",
@@ -103,7 +103,7 @@ SEGMENTS: dict[str, tuple[dict[str, Any], str]] = {
                 },
                 {"not": {"attr": "store_code", "op": "in", "value": ["SH001", "SH002", "SH003"]}},
             ]
-        },  # fmt: skip
+        },
         f"""{ORDERS_PG}, s AS (SELECT member_id FROM o WHERE paid_at > {TS} - INTERVAL '365 days'
         AND paid_at <= {TS} GROUP BY member_id HAVING sum(amount) > 300)
         SELECT member_id FROM members m WHERE gender = 'F'
@@ -117,7 +117,7 @@ SEGMENTS: dict[str, tuple[dict[str, Any], str]] = {
                 {"lifecycle": "in", "value": ["silent"]},
                 {"attr": "region", "op": "eq", "value": "East"},
             ]
-        },  # fmt: skip
+        },
         f"""{LIFE_PG} SELECT l.member_id FROM l JOIN members m USING (member_id)
         JOIN stores s ON s.store_code = m.store_code
         WHERE d_last >= 90 AND d_last < 365 AND s.region = 'East'""",
@@ -128,7 +128,7 @@ SEGMENTS: dict[str, tuple[dict[str, Any], str]] = {
                 {"lifecycle": "in", "value": ["mature", "growing"]},
                 {"attr": "gender", "op": "eq", "value": "M"},
             ]
-        },  # fmt: skip
+        },
         f"""{LIFE_PG} SELECT l.member_id FROM l JOIN members m USING (member_id)
         WHERE m.gender = 'M' AND d_last < 90 AND (n_365 >= 4 OR n_all >= 2)""",
     ),
@@ -138,7 +138,7 @@ SEGMENTS: dict[str, tuple[dict[str, Any], str]] = {
                 {"attr": "store_code", "op": "in", "value": ["SH001", "SH002"]},
                 {"attr": "registered_at", "within_days": 365},
             ]
-        },  # fmt: skip
+        },
         f"""SELECT member_id FROM members WHERE store_code IN ('SH001', 'SH002')
         AND registered_at > {TS} - INTERVAL '365 days' AND registered_at <= {TS}""",
     ),
@@ -193,12 +193,16 @@ def load_postgres(warehouse: DuckDBWarehouse, url: str, scratch: Path) -> str:
         for table, select in PG_EXPORTS.items():
             path = scratch / f"{table}.csv"
             warehouse.connection.execute(f"COPY ({select}) TO '{path}' (HEADER false)")
-            with pg.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
-                with path.open("rb") as source:
-                    while chunk := source.read(1 << 20):
-                        copy.write(chunk)
-        for index in ("order_lines (member_id)", "order_lines (order_id)",
-                      "order_lines (paid_at)", "member_tags (tag, member_id)"):  # fmt: skip
+            copy_in = f"COPY {table} FROM STDIN (FORMAT csv)"
+            with pg.cursor().copy(copy_in) as copy, path.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    copy.write(chunk)
+        for index in (
+            "order_lines (member_id)",
+            "order_lines (order_id)",
+            "order_lines (paid_at)",
+            "member_tags (tag, member_id)",
+        ):
             pg.execute(f"CREATE INDEX ON {index}")
         pg.execute("ANALYZE")
     return db_url
@@ -230,10 +234,14 @@ def bench_previews(warehouse: DuckDBWarehouse, pg_url: str, repeat: int) -> None
             agree = rows[0][0] == preview.count
             ratios.append(pg_s / ours_s)
             worst = max(worst, ours_s)
-            print(f"{name:<22} {preview.count:>9,} {ours_s:>9.3f} {pg_s:>11.3f} "
-                  f"{pg_s / ours_s:>6.1f}×  {agree}")  # fmt: skip
-    print(f"slowest preview {worst:.3f} s (target ≤ 1 s); median ratio "
-          f"{statistics.median(ratios):.1f}×, lowest {min(ratios):.1f}× (target ≥ 20×)\n")  # fmt: skip
+            print(
+                f"{name:<22} {preview.count:>9,} {ours_s:>9.3f} {pg_s:>11.3f} "
+                f"{pg_s / ours_s:>6.1f}×  {agree}"
+            )
+    print(
+        f"slowest preview {worst:.3f} s (target ≤ 1 s); median ratio "
+        f"{statistics.median(ratios):.1f}×, lowest {min(ratios):.1f}× (target ≥ 20×)\n"
+    )
 
 
 def bench_snapshot(siyu_dir: Path, members: int) -> None:
@@ -254,20 +262,27 @@ def bench_snapshot(siyu_dir: Path, members: int) -> None:
     )
     later = NOW.replace(hour=3)
     second = segments_refresh.refresh_segment(
-        session_factory=siyu.session_factory, warehouse=siyu.warehouse, name="big", now=later,
+        session_factory=siyu.session_factory,
+        warehouse=siyu.warehouse,
+        name="big",
+        now=later,
         force=True,
-    )  # fmt: skip
+    )
     with siyu.session_factory() as db:
         snapshot = segments_service.latest_snapshot(db, segments_service.get_row(db, "big").id)
         assert snapshot is not None
         sizes = (len(snapshot.members or b""), len(snapshot.entered), len(snapshot.exited))
     raw = second.member_count * 8
-    print(f"snapshot of {second.member_count:,} of {members:,} members: first refresh "
-          f"{first.elapsed_ms / 1000:.2f} s, second {second.elapsed_ms / 1000:.2f} s "
-          f"({len(second.entered):,} entered, {len(second.exited):,} exited)")  # fmt: skip
-    print(f"stored: members bitmap {sizes[0] / 1e6:.2f} MB (raw 8-byte ids {raw / 1e6:.2f} MB, "
-          f"{raw / max(sizes[0], 1):.1f}× smaller), entered {sizes[1] / 1e3:.1f} kB, "
-          f"exited {sizes[2] / 1e3:.1f} kB")  # fmt: skip
+    print(
+        f"snapshot of {second.member_count:,} of {members:,} members: first refresh "
+        f"{first.elapsed_ms / 1000:.2f} s, second {second.elapsed_ms / 1000:.2f} s "
+        f"({len(second.entered):,} entered, {len(second.exited):,} exited)"
+    )
+    print(
+        f"stored: members bitmap {sizes[0] / 1e6:.2f} MB (raw 8-byte ids {raw / 1e6:.2f} MB, "
+        f"{raw / max(sizes[0], 1):.1f}× smaller), entered {sizes[1] / 1e3:.1f} kB, "
+        f"exited {sizes[2] / 1e3:.1f} kB"
+    )
     siyu.close()
 
 
@@ -288,8 +303,10 @@ def main() -> None:
     generate(warehouse, members=args.members, lines_per_member=args.lines_per_member)
     enrich(warehouse)
     lines = warehouse.query("SELECT count(*) FROM order_lines")[0][0]
-    print(f"data: {args.members:,} members, {lines:,} order lines "
-          f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+    print(
+        f"data: {args.members:,} members, {lines:,} order lines "
+        f"(generated in {time.perf_counter() - started:.1f} s)"
+    )
     started = time.perf_counter()
     pg_url = load_postgres(warehouse, args.postgres_url, scratch)
     print(f"copied to PostgreSQL in {time.perf_counter() - started:.1f} s\n")
