@@ -47,8 +47,12 @@ def demo(
         stderr.print(f"Building the demo brand into {settings.data_dir} …")
         started = time.perf_counter()
 
+        last = [started]
+
         def show(name: str, line: str) -> None:
-            stderr.print(f"  [green]✓[/] {line}")
+            now = time.perf_counter()
+            stderr.print(f"  [green]✓[/] {line} [dim]({now - last[0]:.1f} s)[/]")
+            last[0] = now
 
         try:
             build_demo(

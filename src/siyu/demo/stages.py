@@ -4,8 +4,14 @@ script would, so the demo doubles as an end-to-end check that the domains compos
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from siyu.demo.build import DEMO_ADMIN, DEMO_USERS, DemoContext, DemoStage
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from siyu.loyalty.coupons import Cart
 
 HISTORY_DAYS = 900  # about two and a half years: two Double 11s, two CNYs, a 618 or two
 
@@ -195,6 +201,127 @@ def sync_warehouse(context: DemoContext) -> str:
     return f"warehouse: {result.order_lines:,} order lines, {result.members:,} members synced"
 
 
+DEMO_TIERS = {
+    "levels": [
+        {"code": "leaf", "name": "Leaf 茶叶", "threshold": 0},
+        {
+            "code": "bud",
+            "name": "Bud 茶芽",
+            "threshold": 300,
+            "multiplier": "1.5",
+            "member_day_weekday": 3,
+            "member_day_multiplier": 2,
+        },
+        {"code": "blossom", "name": "Blossom 茶花", "threshold": 1000, "multiplier": 2},
+    ]
+}
+
+
+def set_up_points(context: DemoContext) -> str:
+    """A three-level tier programme and a "5 teas, 1 free" stamp card; the worker stage then
+    earns points for the imported order history and places members in tiers."""
+    from siyu.loyalty import points_service
+    from siyu.loyalty.stamps import StampCardSpec
+
+    factory = context.siyu.session_factory
+    points_service.save_tier_rules(factory, data=DEMO_TIERS, now=context.now)
+    points_service.create_stamp_card(
+        factory,
+        spec=StampCardSpec(
+            code="TEA5",
+            name="5 teas, 1 free",
+            stamps_required=5,
+            min_order_yuan=15,
+            category="drinks",
+            reward_points=200,
+        ),
+        now=context.now,
+    )
+    return "points: tiers leaf / bud (≥ ¥300, ×1.5) / blossom (≥ ¥1,000, ×2), stamp card TEA5"
+
+
+def tagged_member_ids(context: DemoContext, tag: str) -> list[int]:
+    import sqlalchemy as sa
+
+    from siyu.tags.models import MemberTag, Tag, TagGroup
+
+    group, name = tag.split(":", 1)
+    with context.siyu.session_factory() as session:
+        found = session.scalars(
+            sa.select(MemberTag.member_id)
+            .join(Tag, Tag.id == MemberTag.tag_id)
+            .join(TagGroup, TagGroup.id == Tag.group_id)
+            .where(TagGroup.name == group, Tag.name == name)
+            .order_by(MemberTag.member_id)
+        ).all()
+    return list(found)
+
+
+def set_up_coupons(context: DemoContext) -> str:
+    """One template of each kind and the new-member pack; 满100减20 issued to the big spenders
+    with a 10% holdout; a few of them redeem it at the counter, one order is then refunded."""
+    from siyu.db import transaction
+    from siyu.loyalty import redemption
+    from siyu.loyalty.coupons import Cart, CartLine
+    from siyu.loyalty.demo_offers import install_demo_offers
+
+    siyu = context.siyu
+    big_spenders = tagged_member_ids(context, "value:big-spender")
+    report = install_demo_offers(
+        siyu.session_factory, member_ids=big_spenders, now=context.now, tz=siyu.settings.tz
+    )
+    redeemed = 0
+    first_order: str | None = None
+    cart = Cart(
+        store_code="SH001",
+        channel="pos",
+        lines=[CartLine(sku="DRK-FRUITTEA-L", category="drinks", amount_fen=12_800)],
+    )
+    for index, member_id in enumerate(big_spenders[:8]):
+        with transaction(siyu.session_factory) as session:
+            best = _usable_coupon_ids(session, member_id, cart, context)
+            if not best:  # held out, or the coupon is not valid yet
+                continue
+            done = redemption.redeem_coupons(
+                session,
+                member_id=member_id,
+                order_no=f"DEMO-POS-{index:04d}",
+                cart=cart,
+                now=context.now,
+                tz=siyu.settings.tz,
+                coupon_ids=best,
+            )
+            redeemed += len(done)
+            if done and first_order is None:
+                first_order = f"DEMO-POS-{index:04d}"
+    given_back = 0
+    if first_order is not None:
+        with transaction(siyu.session_factory) as session:
+            given_back = len(
+                redemption.reverse_redemptions(
+                    session, order_no=first_order, refund_no="DEMO-REFUND-1", now=context.now
+                )
+            )
+    context.facts["coupons"] = {"issued": report.issued, "redeemed": redeemed}
+    return (
+        f"coupons: 6 templates + NEW_MEMBER pack; TEA_100_20 issued to {report.issued} big "
+        f"spenders ({report.held_out} held out); {redeemed} redeemed at SH001, "
+        f"{given_back} given back after a refund"
+    )
+
+
+def _usable_coupon_ids(
+    session: Session, member_id: int, cart: Cart, context: DemoContext
+) -> list[int]:
+    """The member's best coupon for the cart (one, as a counter clerk would apply it)."""
+    from siyu.loyalty import redemption
+
+    usable = redemption.usable_coupons(
+        session, member_id=member_id, cart=cart, now=context.now, tz=context.siyu.settings.tz
+    )
+    return [quote.coupon_id for quote in usable[:1]]
+
+
 def apply_journeys(context: DemoContext) -> str:
     from siyu.channels import journey_runtime
     from siyu.journeys import service, templates
@@ -226,7 +353,7 @@ def run_worker(context: DemoContext) -> str:
     report = run_once(runtime=runtime, channels=channels, now=context.now)
     return (
         f"worker: {report.enrolled} enrolled, {report.steps} steps, "
-        f"deliveries {report.deliveries or {}}"
+        f"deliveries {report.deliveries or {}}, hooks {report.hooks}"
     )
 
 
@@ -237,6 +364,8 @@ STAGES: tuple[DemoStage, ...] = (
     DemoStage("warehouse", sync_warehouse),
     DemoStage("tags", define_tags),
     DemoStage("profiles", refresh_profiles),
+    DemoStage("points", set_up_points),
+    DemoStage("coupons", set_up_coupons),
     DemoStage("journeys", apply_journeys),
     DemoStage("worker", run_worker),
 )
