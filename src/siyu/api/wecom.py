@@ -1,4 +1,5 @@
-"""WeCom callback endpoint (DESIGN §4.1): GET verifies the URL, POST stores events durably.
+"""WeCom callback endpoint (DESIGN §4.1): GET verifies the URL, POST stores events durably;
+plus /api/wecom: channel codes and their statistics.
 
 The POST handler only verifies, decrypts and inserts one inbox row, then answers "success":
 WeCom waits at most 5 s and retries 3×, so everything else runs in the worker. A callback that
@@ -6,6 +7,10 @@ fails verification is answered 403 and never stored.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
@@ -15,8 +20,12 @@ from siyu.api.deps import SiyuDep
 from siyu.channels.wecom.crypto import CallbackCrypto
 from siyu.channels.wecom.errors import WeComCryptoError, WeComErrorCode
 from siyu.channels.wecom.inbox import accept_callback, callback_crypto
+from siyu.growth import service as growth
+from siyu.growth.stats import code_stats
 
-router = APIRouter(prefix="/wecom", tags=["wecom"])
+# no prefix: the callback lives at /wecom/callback (called by WeCom, outside /api and its API
+# keys; its own signature authenticates it), the JSON API under /api/wecom
+router = APIRouter(tags=["wecom"])
 
 
 def _crypto(request: Request, siyu: SiyuDep) -> CallbackCrypto:
@@ -32,7 +41,7 @@ def _refused(error: WeComCryptoError) -> PlainTextResponse:
     return PlainTextResponse(f"{error.code.value}: {error}", status_code=status)
 
 
-@router.get("/callback", response_class=PlainTextResponse)
+@router.get("/wecom/callback", response_class=PlainTextResponse)
 def verify_url(
     request: Request, siyu: SiyuDep, msg_signature: str, timestamp: str, nonce: str, echostr: str
 ) -> PlainTextResponse:
@@ -45,7 +54,7 @@ def verify_url(
     return PlainTextResponse(plain)
 
 
-@router.post("/callback", response_class=PlainTextResponse)
+@router.post("/wecom/callback", response_class=PlainTextResponse)
 async def receive(
     request: Request, siyu: SiyuDep, msg_signature: str, timestamp: str, nonce: str
 ) -> PlainTextResponse:
@@ -66,3 +75,17 @@ async def receive(
     except WeComCryptoError as error:
         return _refused(error)
     return PlainTextResponse("success")
+
+
+@router.get("/api/wecom/codes")
+def list_codes(siyu: SiyuDep) -> list[dict[str, Any]]:
+    return [asdict(code) for code in growth.list_codes(session_factory=siyu.session_factory)]
+
+
+@router.get("/api/wecom/codes/stats")
+def codes_stats(
+    siyu: SiyuDep, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Adds, deletions, net and first-order conversion per channel code (growth.stats)."""
+    stats = code_stats(session_factory=siyu.session_factory, since=since, until=until)
+    return [asdict(row) for row in stats]

@@ -8,16 +8,19 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from siyu.channels.wecom import simulate
 from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.inbox import WeComSettings
 from siyu.channels.wecom.processing import process_inbox
 from siyu.channels.wecom.sends import poll_sends
-from siyu.cli.context import clock_at, fail, state
+from siyu.cli.context import clock_at, fail, parse_instant, state
 from siyu.growth import service as growth
 from siyu.growth.errors import GrowthError
 from siyu.growth.models import CodeScope
+from siyu.growth.stats import code_stats
 
 wecom = typer.Typer(
     help="WeCom (企业微信): channel codes, simulated adds, callbacks worker.", no_args_is_help=True
@@ -89,6 +92,38 @@ def codes(ctx: typer.Context) -> None:
             indent=2,
         )
     )
+
+
+@wecom.command("code-stats", help="Adds, deletions, net and first-order conversion per code.")
+def code_stats_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Adds from this instant.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Adds before this instant.")] = None,
+) -> None:
+    siyu = state(ctx).siyu()
+    rows = code_stats(
+        session_factory=siyu.session_factory,
+        since=parse_instant(since, timezone=siyu.settings.timezone),
+        until=parse_instant(until, timezone=siyu.settings.timezone),
+    )
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
+        return
+    table = Table("code", "state", "guides", "adds", "deleted", "net", "attributed", "1st order")
+    for r in rows:
+        rate = "-" if r.conversion is None else f"{r.conversion:.1%}"
+        table.add_row(
+            r.name,
+            r.state,
+            ",".join(r.userids),
+            str(r.adds),
+            str(r.deletions),
+            str(r.net),
+            str(r.attributed),
+            f"{r.converted} ({rate})",
+        )
+    Console().print(table)
 
 
 @wecom.command("work", help="One WeCom worker pass: inbox → events/welcomes, poll staff sends.")
