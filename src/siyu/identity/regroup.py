@@ -66,6 +66,7 @@ def regroup(
     outcome = RegroupOutcome(records=len(stored))
     if recompute_pollution:
         polluted = _recount_pollution(session, observed, info, max_member_nos)
+        info = {i: (kind, value, i in polluted) for i, (kind, value, _) in info.items()}
     else:
         polluted = {i for i, (_, _, flag) in info.items() if flag}
     outcome.polluted = len(polluted)
@@ -136,6 +137,15 @@ def _identity_info(session: Session, ids: set[int]) -> dict[int, tuple[str, str,
     return info
 
 
+def _identity_owners(session: Session, ids: Iterable[int]) -> dict[int, int]:
+    table = table_of(Identity)
+    owners: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        statement = sa.select(table.c.id, table.c.member_id).where(table.c.id.in_(chunk))
+        owners.update((row.id, row.member_id) for row in session.execute(statement))
+    return owners
+
+
 def _recount_pollution(
     session: Session,
     observed: dict[tuple[str, str], list[int]],
@@ -178,13 +188,15 @@ def _assign(
             outcome.splits += 1
         taken.add(target)
         target_of.append(target)
+    moves = _Moves()
     for indexes, target in zip(components, target_of, strict=True):
         for member_id in sorted({stored[i].member_id for i in indexes} - taken):
             via = _shared_value(stored, observed, info, indexes, member_id)
             merge_members(session, survivor=target, merged=member_id, via=via, now=now)
             taken.add(member_id)
             outcome.merges += 1
-        _move_records(session, [stored[i] for i in indexes], target, observed)
+        moves.plan([stored[i] for i in indexes], target, observed, info)
+    moves.apply(session)
 
 
 def _shared_value(
@@ -226,32 +238,58 @@ def _copy_member(session: Session, origin: int, now: datetime) -> int:
     return create_member(session, seed=seed, now=now)
 
 
-def _move_records(
-    session: Session,
-    records: list[_Stored],
-    target: int,
-    observed: dict[tuple[str, str], list[int]],
-) -> None:
-    tables = {
-        "member": table_of(MemberRecord),
-        "order": table_of(OrderLine),
-        "event": table_of(Event),
-    }
-    moving: dict[str, list[int]] = defaultdict(list)
-    identity_ids: set[int] = set()
-    for record in records:
-        identity_ids.update(observed.get((record.kind, record.key), ()))
-        if record.member_id != target:
-            moving[record.kind].append(record.row_id)
-            record.member_id = target
-    for kind, row_ids in moving.items():
-        table = tables[kind]
-        for chunk in _chunks(row_ids):
-            session.execute(sa.update(table).where(table.c.id.in_(chunk)).values(member_id=target))
-    table = table_of(Identity)
-    for chunk in _chunks(sorted(identity_ids)):
-        session.execute(
-            sa.update(table)
-            .where(table.c.id.in_(chunk), table.c.member_id != target, table.c.polluted.is_(False))
-            .values(member_id=target)
-        )
+class _Moves:
+    """Record and identity rows that change member, written in one statement per table.
+
+    One UPDATE per component would make a rebuild of millions of components take hours; most
+    components move nothing, so only the rows whose member differs are written."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[dict[str, int]]] = defaultdict(list)
+        self.identities: dict[int, int] = {}
+
+    def plan(
+        self,
+        records: list[_Stored],
+        target: int,
+        observed: dict[tuple[str, str], list[int]],
+        info: dict[int, tuple[str, str, bool]],
+    ) -> None:
+        for record in records:
+            for identity_id in observed.get((record.kind, record.key), ()):
+                if not info[identity_id][2]:  # a polluted value stays with its first owner
+                    self.identities[identity_id] = target
+            if record.member_id != target:
+                self.records[record.kind].append({"rid": record.row_id, "mid": target})
+                record.member_id = target
+
+    def apply(self, session: Session) -> None:
+        tables = {
+            "member": table_of(MemberRecord),
+            "order": table_of(OrderLine),
+            "event": table_of(Event),
+        }
+        connection = session.connection()
+        for kind, params in self.records.items():
+            table = tables[kind]
+            statement = (
+                sa.update(table)
+                .where(table.c.id == sa.bindparam("rid"))
+                .values(member_id=sa.bindparam("mid"))
+            )
+            connection.execute(statement, params)
+        # merge_members already moved whole members' identities; re-read before comparing.
+        owners = _identity_owners(session, self.identities)
+        changed = [
+            {"iid": identity_id, "mid": target}
+            for identity_id, target in sorted(self.identities.items())
+            if owners.get(identity_id) != target
+        ]
+        if changed:
+            table = table_of(Identity)
+            statement = (
+                sa.update(table)
+                .where(table.c.id == sa.bindparam("iid"))
+                .values(member_id=sa.bindparam("mid"))
+            )
+            connection.execute(statement, changed)

@@ -1,0 +1,151 @@
+"""Full OneID rebuild (`siyu identity rebuild`) over a brand from `siyu generate`: seconds and
+peak memory (issue #3 target: 10M members / 50M order lines in ≤ 60 s on the 2-core machine).
+
+    .venv/bin/python benchmarks/identity/bench_oneid_rebuild.py [--members 20000]
+
+The brand's members, orders and events are imported first (not timed); the rebuild then runs
+in a forked child, so its peak RSS (ru_maxrss from wait4) is its own, and the component count
+is checked against the incremental result. Baseline, in the same run: the connected components
+alone, computed by a plain union-find in Python over the same observations read with one SQL
+query — the floor the rebuild's bookkeeping (pollution recount, merges, record moves) adds to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from siyu.bootstrap import Siyu, bootstrap
+from siyu.clock import FixedClock
+from siyu.config import Settings
+from siyu.generate import GenerateRequest, generate
+from siyu.identity import service as identity_service
+from siyu.ingest import service as ingest_service
+
+NOW = datetime(2026, 6, 30, 4, tzinfo=UTC)
+
+
+def measured(work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], float, float]:
+    """Run `work` in a forked child: (its JSON result, wall seconds, peak RSS in MiB)."""
+    read_end, write_end = os.pipe()
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        payload = json.dumps(work()).encode()
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(payload)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        result = json.loads(pipe.read() or b"{}")
+    _, status, usage = os.wait4(pid, 0)
+    if status != 0:
+        raise SystemExit(f"child failed with status {status}")
+    return result, time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+def open_siyu(folder: Path) -> Siyu:
+    return bootstrap(Settings(data_dir=folder), clock=FixedClock(NOW))
+
+
+def load(brand: Path, folder: Path) -> dict[str, Any]:
+    shutil.rmtree(folder, ignore_errors=True)
+    siyu = open_siyu(folder)
+    started = time.perf_counter()
+    files = (("members", "members.csv"), ("orders", "orders.csv"), ("events", "events.ndjson"))
+    for kind, name in files:
+        ingest_service.import_file(
+            session_factory=siyu.session_factory,
+            kind=kind,
+            path=brand / name,
+            now=NOW,
+            tz=siyu.settings.tz,
+        )
+    members = identity_service.count_members(session_factory=siyu.session_factory)
+    siyu.close()
+    return {"members": members, "seconds": time.perf_counter() - started}
+
+
+def rebuild(folder: Path) -> dict[str, Any]:
+    siyu = open_siyu(folder)
+    outcome = identity_service.rebuild_identities(
+        session_factory=siyu.session_factory, now=NOW, max_member_nos=20
+    )
+    outcome["members"] = identity_service.count_members(session_factory=siyu.session_factory)
+    siyu.close()
+    return outcome
+
+
+def baseline(folder: Path) -> dict[str, Any]:
+    """Connected components only: union-find over (record, identity) pairs from one query."""
+    siyu = open_siyu(folder)
+    parent: dict[Any, Any] = {}
+
+    def find(node: Any) -> Any:
+        root = parent.setdefault(node, node)
+        while root != parent[root]:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
+        return root
+
+    query = sa.text(
+        "SELECT o.record_kind, o.record_key, o.identity_id FROM identity_observations o "
+        "JOIN identities i ON i.id = o.identity_id WHERE NOT i.polluted"
+    )
+    with siyu.engine.connect() as connection:
+        for kind, key, identity_id in connection.execute(query):
+            a, b = find((kind, key)), find(identity_id)
+            if a != b:
+                parent[a] = b
+    records = [node for node in parent if isinstance(node, tuple)]
+    components = len({find(node) for node in records})
+    siyu.close()
+    return {"records": len(records), "components": components}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/siyu-bench-oneid"))
+    args = parser.parse_args()
+    brand, data = args.scratch / "brand", args.scratch / "data"
+    shutil.rmtree(brand, ignore_errors=True)
+    counts = generate(brand, GenerateRequest(members=args.members))["counts"]
+    print(f"brand: {counts['members']:,} members, {counts['order_lines']:,} order lines, "
+          f"{counts['events']:,} events (siyu generate, seed 7)")  # fmt: skip
+    loaded, load_s, _ = measured(lambda: load(brand, data))
+    print(f"imported in {load_s:.1f} s (incremental OneID): {loaded['members']:,} members")
+    result, seconds, rss = measured(lambda: rebuild(data))
+    print(f"rebuild: {seconds:.1f} s, peak RSS {rss:,.0f} MiB — {result['records']:,} records, "
+          f"{result['merges']:,} merges, {result['splits']:,} splits, "
+          f"{result['polluted']:,} polluted values → {result['members']:,} members")  # fmt: skip
+    base, base_s, base_rss = measured(lambda: baseline(data))
+    print(f"baseline union-find only: {base_s:.1f} s, peak RSS {base_rss:,.0f} MiB — "
+          f"{base['records']:,} records → {base['components']:,} components")  # fmt: skip
+    agrees = "agrees" if result["members"] == loaded["members"] else "DIFFERS"
+    rate = result["records"] / seconds
+    print(f"rebuild {agrees} with the incremental result; rebuild/baseline "
+          f"{seconds / base_s:.1f}×; {rate:,.0f} records/s")  # fmt: skip
+    _, _, idle = measured(lambda: open_siyu(data).close() or {})
+    scale = (10_000_000 * 6) / max(result["records"], 1)
+    grown = max(rss - idle, 0) * scale / 1024
+    print(f"linear extrapolation to 10M members / 50M lines (~60M records): "
+          f"{seconds * scale / 60:.0f} min, ~{grown:.0f} GiB above an idle "
+          f"{idle:,.0f} MiB process (target ≤ 60 s)")  # fmt: skip
+    shutil.rmtree(args.scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
