@@ -142,6 +142,31 @@ class FakeWeCom:
             "CreateTime": str(int(self.now())),
         }
 
+    def simulate_create_group(
+        self, *, chat_id: str, name: str, owner: str, external_userids: list[str]
+    ) -> Json:
+        """A guide creates a customer group with these customers; the create callback."""
+        joined = int(self.now())
+        members = [{"userid": owner, "type": 1, "join_time": joined, "join_scene": 1}]
+        members += [
+            {"userid": ext, "type": 2, "join_time": joined, "join_scene": 1}
+            for ext in external_userids
+        ]
+        self.groups[chat_id] = {
+            "chat_id": chat_id,
+            "name": name,
+            "owner": owner,
+            "create_time": joined,
+            "member_list": members,
+            "admin_list": [],
+        }
+        return {
+            "Event": "change_external_chat",
+            "ChangeType": "create",
+            "ChatId": chat_id,
+            "CreateTime": str(joined),
+        }
+
     def confirm_msg_template(self, *, msgid: str, userid: str) -> None:
         """The guide taps "send" in the WeCom client."""
         template = self.msg_templates[msgid]

@@ -8,6 +8,8 @@ Callback settings default to a demo corp when SIYU_WECOM_* are not set.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,7 @@ class Simulation:
         await self.siyu_http.aclose()
 
 
-def start(siyu: Siyu) -> Simulation:
+def start(siyu: Siyu, *, now: Callable[[], float] | None = None) -> Simulation:
     from siyu.api.app import create_app  # the simulation drives siyu's real HTTP endpoint
 
     settings = siyu.settings
@@ -50,7 +52,7 @@ def start(siyu: Siyu) -> Simulation:
         token=settings.wecom_token,
         aes_key=settings.wecom_aes_key,
         callback_url="http://siyu/wecom/callback",
-        now=lambda: siyu.clock.now().timestamp(),  # the simulated platform shares siyu's clock
+        now=now or (lambda: siyu.clock.now().timestamp()),  # the platform shares siyu's clock
     )
     wecom_http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=build_app(fake)), base_url="http://wecom"
@@ -73,7 +75,11 @@ async def simulate_add(
     """Scan → callback → inbox → worker; returns what happened, for a person to read."""
     sim = start(siyu)
     try:
-        fields = sim.fake.simulate_add(userid=guide, state=state, name=name, unionid=unionid)
+        # every simulation starts a fresh fake: give the customer an id no earlier run used
+        ext = f"wm{secrets.token_hex(8)}"
+        fields = sim.fake.simulate_add(
+            userid=guide, state=state, name=name, unionid=unionid, external_userid=ext
+        )
         ack = await sim.fake.push(fields, http=sim.siyu_http)
         result: ProcessResult = await process_inbox(
             session_factory=siyu.session_factory,
