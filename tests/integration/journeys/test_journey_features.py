@@ -154,6 +154,35 @@ def test_birthday_trigger_greets_each_member_once_on_her_birthday(
     assert enrollment.entered_at == datetime(2026, 6, 20, 2, 0, tzinfo=UTC)
 
 
+ANNIVERSARY = """
+name: membership-anniversary
+trigger: {type: date_attribute, attribute: registered_at, offset_days: -1, at: "09:00"}
+steps:
+  - {id: note, type: action, action: send_message,
+     params: {body: "{{ member.name }}, tomorrow is your Demo Tea anniversary"}}
+"""
+
+
+def test_anniversary_trigger_fires_the_day_before_for_members_of_a_year_or_more(
+    siyu: Siyu, clock: FixedClock
+) -> None:
+    # given Wang Fang joined on 20 June 2025 and Li Na joins today
+    runtime = runtime_for(siyu)
+    apply_journey(siyu, runtime, ANNIVERSARY)
+    with transaction(siyu.session_factory) as db:
+        wang = add_member(db, name="Wang Fang", registered_at=datetime(2025, 6, 20, 3, tzinfo=UTC))
+        add_member(db, name="Li Na", registered_at=clock.now())
+
+    # when five days pass
+    _run_days(runtime, clock, 5)
+
+    # then only Wang Fang hears from us, on 19 June at 09:00
+    assert _messages(siyu) == [(wang, "Wang Fang, tomorrow is your Demo Tea anniversary")]
+    with transaction(siyu.session_factory) as db:
+        entered = db.scalar(select(Enrollment.entered_at))
+    assert entered == datetime(2026, 6, 19, 1, 0, tzinfo=UTC)
+
+
 WEEKLY = """
 name: weekly-newsletter
 trigger: {type: schedule, every: week, start: "2026-06-19T10:00:00+08:00"}
