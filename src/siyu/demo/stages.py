@@ -217,6 +217,73 @@ DEMO_TIERS = {
 }
 
 
+DEMO_SEGMENTS: tuple[tuple[str, str, dict[str, object]], ...] = (
+    (
+        "高价值女性",
+        "Women who spent more than ¥500 in the last year",
+        {
+            "all": [
+                {"attr": "gender", "op": "eq", "value": "F"},
+                {
+                    "event": "order_paid",
+                    "within_days": 365,
+                    "sum": "amount",
+                    "op": "gt",
+                    "value": 500,
+                },
+            ]
+        },
+    ),
+    (
+        "沉睡客",
+        "Silent members (last order 90–365 days ago)",
+        {"lifecycle": "in", "value": ["silent"]},
+    ),
+    (
+        "奶茶常客-非沉睡",
+        "Milk-tea lovers who are not silent: nested segment and a tag",
+        {"all": [{"tag": "taste:milk-tea-lover", "op": "has"}, {"not": {"segment": "沉睡客"}}]},
+    ),
+)
+SNAPSHOT_WEEKS = 4  # weekly snapshots back in time, so the count history and diffs have a shape
+
+
+def save_segments(context: DemoContext) -> str:
+    """Three saved segments (one nested), snapshotted weekly over the last month and today."""
+    from siyu.db import transaction
+    from siyu.segments import service as segments_service
+    from siyu.segments.refresh import refresh_segment
+    from siyu.segments.schemas import Schedule
+
+    siyu = context.siyu
+    with transaction(siyu.session_factory) as session:
+        for name, description, definition in DEMO_SEGMENTS:
+            segments_service.save_segment(
+                db_session=session,
+                name=name,
+                definition=definition,
+                now=context.now,
+                owner="demo",
+                description=description,
+                schedule=Schedule.DAILY,
+            )
+    counts: dict[str, int] = {}
+    for weeks_ago in range(SNAPSHOT_WEEKS, -1, -1):
+        at = context.now - timedelta(weeks=weeks_ago)
+        for name, _, _ in DEMO_SEGMENTS:
+            result = refresh_segment(
+                session_factory=siyu.session_factory,
+                warehouse=siyu.warehouse,
+                name=name,
+                now=at,
+                force=True,
+                timezone=siyu.settings.tz,
+            )
+            counts[name] = result.member_count
+    context.facts["segments"] = counts
+    return "segments: " + ", ".join(f"{name} {count:,}" for name, count in counts.items())
+
+
 def set_up_points(context: DemoContext) -> str:
     """A three-level tier programme and a "5 teas, 1 free" stamp card; the worker stage then
     earns points for the imported order history and places members in tiers."""
@@ -364,6 +431,7 @@ STAGES: tuple[DemoStage, ...] = (
     DemoStage("warehouse", sync_warehouse),
     DemoStage("tags", define_tags),
     DemoStage("profiles", refresh_profiles),
+    DemoStage("segments", save_segments),
     DemoStage("points", set_up_points),
     DemoStage("coupons", set_up_coupons),
     DemoStage("journeys", apply_journeys),
