@@ -236,7 +236,7 @@ def _insert(
         }
         for item, member_id in zip(rows, member_of, strict=True)
     ]
-    session.execute(sa.insert(table_of(model)), payload)
+    session.connection().execute(sa.insert(table_of(model)), payload)
 
 
 def _store_members(
