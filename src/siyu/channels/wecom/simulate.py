@@ -99,6 +99,13 @@ async def simulate_add(
     }
 
 
+def demo_mode(siyu: Siyu) -> bool:
+    """True when siyu has no WeCom secret: codes and scans go to the simulated WeCom."""
+    from siyu.channels.wecom.inbox import WeComSettings
+
+    return not (siyu.settings.wecom_corp_id and WeComSettings().secret)
+
+
 async def create_code(
     siyu: Siyu,
     *,
@@ -111,12 +118,17 @@ async def create_code(
     welcome: dict[str, Any] | None = None,
     auto_tags: list[str] | None = None,
 ) -> growth.CodeView:
-    """Create a channel code against the simulated WeCom (the demo has no real corp)."""
-    sim = start(siyu)
+    """Create a channel code on the configured WeCom, or on the simulated one in demo mode."""
+    from siyu.channels.wecom.inbox import WeComSettings
+    from siyu.channels.wecom.worker import configured_client
+
+    live = None if demo_mode(siyu) else configured_client(siyu.settings, WeComSettings())
+    sim = start(siyu) if live is None else None
+    client = live if live is not None else sim.client  # type: ignore[union-attr]
     try:
         return await growth.create_channel_code(
             session_factory=siyu.session_factory,
-            gateway=sim.client.add_contact_way,
+            gateway=client.add_contact_way,
             name=name,
             scope=scope,
             userids=guides,
@@ -128,4 +140,7 @@ async def create_code(
             now=siyu.clock.now(),
         )
     finally:
-        await sim.aclose()
+        if sim is not None:
+            await sim.aclose()
+        if live is not None:
+            await live.aclose()
