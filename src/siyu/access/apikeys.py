@@ -37,7 +37,7 @@ AREAS = (
     "members", "events", "reports", "tags", "journeys", "delivery", "coupons", "points",
     "tasks", "staff", "privacy", "keys", "segments", "profiles", "wecom", "growth",
 )  # fmt: skip
-VERBS = ("read", "write", "redeem", "erase", "export")
+VERBS = ("read", "write", "redeem", "erase", "export", "reveal")
 _SCOPE = re.compile(r"^(\*|(" + "|".join(VERBS) + r"):(" + "|".join(AREAS) + r"))$")
 _KEY = re.compile(r"^sk_([A-Za-z0-9]{8})_([A-Za-z0-9_-]{20,})$")
 _TOUCH_EVERY = timedelta(minutes=1)

@@ -41,8 +41,18 @@ class Viewer:
 
     @property
     def sees_full_pii(self) -> bool:
-        """Full phones and names without a reveal: only HQ (a guide sees their own members')."""
+        """Full phones without a reveal: only HQ (everyone else reveals, audited)."""
         return self.role == Role.HQ
+
+    @property
+    def sees_names(self) -> bool:
+        """Names: guides and supervisors greet their customers by name; analysts never."""
+        return self.role != Role.ANALYST
+
+    @property
+    def may_reveal(self) -> bool:
+        """Whether the audited reveal of a member's full phone and name is open to this role."""
+        return self.role != Role.ANALYST
 
 
 _owners = sa.table(

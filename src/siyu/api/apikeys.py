@@ -7,7 +7,8 @@ Decisions:
 - The scope a request needs is derived from its path and method: `/api/<area>/…` needs
   `read:<area>` for GET/HEAD and `write:<area>` otherwise; coupon reserve/redeem/release/
   reverse/validate need `redeem:coupons`; member erasure needs `erase:privacy` and a member
-  data export `export:privacy`; /api/ingest needs `write:events`.
+  data export `export:privacy`, the audited reveal `reveal:members`; /api/ingest needs
+  `write:events`; /api/leaderboards counts as the staff area.
 - The key's role and guide/region become the request's `Viewer` (`viewer_of(request)`), which
   routers pass to the domain services, so a guide's key reads only that guide's members.
 - Whether keys are required: `Settings.api_auth` when set; otherwise required everywhere
@@ -35,7 +36,7 @@ from siyu.bootstrap import Siyu
 
 _OPEN = ("/api/health", "/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect")
 _REDEEM = ("reserve", "redeem", "release", "reverse", "validate")
-_AREA_ALIASES = {"ingest": "events", "apikeys": "keys", "reports": "reports"}
+_AREA_ALIASES = {"ingest": "events", "apikeys": "keys", "leaderboards": "staff"}
 
 
 def auth_required(siyu: Siyu) -> bool:
@@ -51,6 +52,8 @@ def required_scope(method: str, path: str) -> str:
         return "erase:privacy"
     if area == "members" and parts[-1:] == ["export"]:
         return "export:privacy"
+    if area == "members" and parts[-1:] == ["reveal"]:
+        return "reveal:members"
     if area == "coupons" and any(p in _REDEEM for p in parts[1:]):
         return "redeem:coupons"
     if area == "events":

@@ -43,6 +43,11 @@ def create_app(siyu: Siyu) -> FastAPI:
 
     app.include_router(apikeys.router)
     apikeys.install_api_auth(app, siyu)
+    from siyu.api import privacy, staff, tasks  # people and trust (issue #8)
+
+    app.include_router(staff.router)
+    app.include_router(tasks.router)
+    app.include_router(privacy.router)
     from siyu.api import segments  # segments: preview, saved, snapshots, export (issue #4)
 
     app.include_router(segments.router)

@@ -8,6 +8,8 @@ Decisions:
   `MemberDetail.requested_id` keeps what was asked for.
 - Every read takes an optional `viewer` (access.scope): a guide or supervisor only finds the
   members in their scope, and a member outside it is reported as not found (issue #8).
+- Personal values are masked here, by viewer, so every adapter agrees: phones for every role
+  but HQ, names for analysts; the full values come from the audited reveal (privacy.reveal).
 - Erased members (PIPL) are not found by search; by id they still resolve (their personal
   fields are already empty).
 - A member's phone/member_no shown in lists is its current (not released) identity, lowest id
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.access.scope import Viewer, may_see_member, visible_members
 from siyu.identity import oneid
 from siyu.identity.errors import IdentityNotUnderstoodError, MemberNotFoundError
+from siyu.identity.masking import mask_name, mask_phone
 from siyu.identity.models import Identity, Member, MemberMerge
 from siyu.identity.phones import normalize_phone
 from siyu.identity.schemas import (
@@ -75,8 +78,34 @@ def search_members(
             .limit(page_size)
             .offset((page - 1) * page_size)
         ).all()
-        summaries = _summaries(session, list(rows))
+        summaries = [_mask_summary(s, viewer) for s in _summaries(session, list(rows))]
     return MemberPage(items=summaries, total=total, page=page, page_size=page_size)
+
+
+def _mask_summary(summary: MemberSummary, viewer: Viewer | None) -> MemberSummary:
+    """Phones masked for every role but HQ, names for analysts (issue #8; reveal is audited)."""
+    if viewer is None or viewer.sees_full_pii:
+        return summary
+    name = summary.name if viewer.sees_names else mask_name(summary.name)
+    return summary.model_copy(update={"phone": mask_phone(summary.phone) or None, "name": name})
+
+
+def _mask_detail(detail: MemberDetail, viewer: Viewer | None) -> MemberDetail:
+    if viewer is None or viewer.sees_full_pii:
+        return detail
+    identities = [
+        i.model_copy(update={"value": mask_phone(i.value)}) if i.type == "phone" else i
+        for i in detail.identities
+    ]
+    merges = [
+        m.model_copy(update={"via_value": mask_phone(m.via_value)}) if m.via_type == "phone" else m
+        for m in detail.merges
+    ]
+    name = detail.name if viewer.sees_names else mask_name(detail.name)
+    return detail.model_copy(
+        update={"phone": mask_phone(detail.phone) or None, "name": name,
+                "identities": identities, "merges": merges}
+    )  # fmt: skip
 
 
 def _escape_like(term: str) -> str:
@@ -186,7 +215,7 @@ def _detail(session: Session, *, requested_id: int, viewer: Viewer | None = None
     identities = _identities(session, member_id)
     current = [i for i in identities if i.current]
     orders, spend = _order_totals(session, member_id)
-    return MemberDetail(
+    detail = MemberDetail(
         id=member_id,
         requested_id=requested_id,
         name=member.name,
@@ -203,6 +232,7 @@ def _detail(session: Session, *, requested_id: int, viewer: Viewer | None = None
         orders=orders,
         spend=spend,
     )
+    return _mask_detail(detail, viewer)
 
 
 def _identities(session: Session, member_id: int) -> list[IdentityRead]:

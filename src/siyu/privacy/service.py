@@ -17,6 +17,7 @@ Decisions:
   DuckDB warehouse is copied into a fresh file that replaces the old one (both engines keep
   deleted values in free pages). The warehouse copy needs the writer: run erasure where the
   warehouse is owned (the server, or the CLI while the server is stopped).
+- Only HQ erases and exports (a guide or supervisor forwards the person's request to HQ).
 - An export is a JSON document of every row of every table that has a `member_id` column for
   the person, plus the member row: new tables are included without code changes.
 """
@@ -144,8 +145,8 @@ def erase_member(
 def _check(viewer: Viewer, *, write: bool) -> None:
     from siyu.access.schemas import Role
 
-    allowed = (Role.HQ,) if write else (Role.HQ, Role.SUPERVISOR, Role.GUIDE)
-    if viewer.role not in allowed:
+    # Both are HQ's (the data-protection officer's) acts: a guide forwards the request.
+    if viewer.role is not Role.HQ:
         action = "erase" if write else "export"
         raise PrivacyError(PrivacyErrorCode.NOT_ALLOWED, f"the {viewer.role} role may not {action}")
 

@@ -295,6 +295,11 @@ def expire_overdue(session: Session, *, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def check_may_see_guide(session: Session, *, viewer: Viewer, guide_id: int) -> None:
+    """Refuse (NOT_ALLOWED) unless the viewer may see this guide's work."""
+    _check_may_see_guide(session, viewer=viewer, guide_id=guide_id)
+
+
 def _check_may_see_guide(session: Session, *, viewer: Viewer, guide_id: int) -> None:
     if viewer.sees_everything:
         return

@@ -125,10 +125,10 @@ def test_keys_are_hashed_at_rest_and_record_last_use(
     ],
 )
 def test_search_lists_only_the_members_in_the_roles_scope(
-    client: TestClient, keys: dict[str, str], role: str, visible: set[str]
+    client: TestClient, keys: dict[str, str], people: People, role: str, visible: set[str]
 ) -> None:
     body = client.get("/api/members", headers=_auth(keys[role])).json()
-    assert {m["name"] for m in body["items"]} == visible
+    assert {m["id"] for m in body["items"]} == {people.members[n] for n in visible}
     assert body["total"] == len(visible)
 
 
