@@ -14,9 +14,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from siyu.api.deps import SiyuDep
+from siyu.channels.wecom import subscribe
 from siyu.channels.wecom.crypto import CallbackCrypto
 from siyu.channels.wecom.errors import WeComCryptoError, WeComErrorCode
 from siyu.channels.wecom.inbox import accept_callback, callback_crypto
@@ -89,3 +91,35 @@ def codes_stats(
     """Adds, deletions, net and first-order conversion per channel code (growth.stats)."""
     stats = code_stats(session_factory=siyu.session_factory, since=since, until=until)
     return [asdict(row) for row in stats]
+
+
+class GrantIn(BaseModel):
+    """One accepted wx.requestSubscribeMessage, reported by the mini-program's backend."""
+
+    openid: str = Field(min_length=1, max_length=64)
+    template_id: str = Field(min_length=1, max_length=128)
+    member_id: int | None = None
+
+
+@router.post("/api/wecom/subscribe/grants", status_code=201)
+def record_grant(grant: GrantIn, siyu: SiyuDep) -> dict[str, Any]:
+    """Record a one-time subscription: it allows exactly one message of that template."""
+    grant_id = subscribe.record_grant(
+        session_factory=siyu.session_factory,
+        openid=grant.openid,
+        template_id=grant.template_id,
+        member_id=grant.member_id,
+        now=siyu.clock.now(),
+    )
+    available = subscribe.available_grants(
+        session_factory=siyu.session_factory, openid=grant.openid, template_id=grant.template_id
+    )
+    return {"grant_id": grant_id, "available": available}
+
+
+@router.get("/api/wecom/subscribe/grants")
+def grants_available(siyu: SiyuDep, openid: str, template_id: str) -> dict[str, Any]:
+    available = subscribe.available_grants(
+        session_factory=siyu.session_factory, openid=openid, template_id=template_id
+    )
+    return {"openid": openid, "template_id": template_id, "available": available}

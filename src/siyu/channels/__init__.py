@@ -27,6 +27,7 @@ def build_channels(
     from siyu.channels.sandbox import SandboxChannel
     from siyu.channels.sms import AliyunSms, SmsChannel
     from siyu.channels.webhook import WebhookChannel
+    from siyu.channels.wecom.subscribe_channel import miniprogram_channels
 
     channels: dict[str, BaseChannel] = {"sandbox": SandboxChannel()}
     if settings.smtp_host:
@@ -37,6 +38,7 @@ def build_channels(
         # Real time, not the injected clock: the signature timestamp protects the transport,
         # and a receiver checks it against its own wall clock.
         channels["webhook"] = WebhookChannel(settings, unix_now=lambda: int(time.time()))
+    channels.update(miniprogram_channels())  # mini-program subscription messages (WeCom issue)
     return channels
 
 

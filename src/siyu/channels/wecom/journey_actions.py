@@ -1,4 +1,6 @@
-"""Journey action `wecom_send` (found by `siyu.journeys.plugins`): a step "on WeCom".
+"""Journey actions `wecom_send` and `miniprogram_notify` (found by `siyu.journeys.plugins`).
+
+`wecom_send` is a step "on WeCom"; `miniprogram_notify` is documented on its class.
 
 WeCom sends other than the welcome are tasks the guide confirms, so the step puts the member on
 a staff-confirmed send of the member's guide: a guide task (staff task centre) plus a
@@ -241,5 +243,57 @@ def _groups_of(session: Session, *, member_id: int, owner: str) -> list[str]:
     )
 
 
+class MiniProgramNotify:
+    """`miniprogram_notify`: a subscription message (coupon expiry, order status) through the
+    outbox channel `miniprogram`, only when the member granted a one-time subscription.
+
+    Params: `template_id` (required), `data` (mapping of template keys to Jinja texts rendered
+    with `member` and `event`, like send_message), `page` (optional mini-program page).
+    """
+
+    kind = "miniprogram_notify"
+
+    def __init__(self) -> None:
+        from siyu.channels.base import SandboxedRenderer
+
+        self.renderer = SandboxedRenderer()
+
+    def validate(self, params: Mapping[str, Any]) -> None:
+        from siyu.journeys.errors import JourneyError, JourneyErrorCode
+
+        if not str(params.get("template_id") or "").strip():
+            raise JourneyError(
+                JourneyErrorCode.INVALID_DEFINITION,
+                "action miniprogram_notify: `template_id` is required",
+            )
+        data = params.get("data") or {}
+        if not isinstance(data, Mapping) or not data:
+            raise JourneyError(
+                JourneyErrorCode.INVALID_DEFINITION,
+                "action miniprogram_notify: `data` must be a non-empty mapping",
+            )
+        for value in data.values():
+            self.renderer.check(str(value))
+
+    def execute(self, ctx: ActionContext, params: Mapping[str, Any]) -> str:
+        from siyu.channels.wecom.subscribe_channel import enqueue_subscribe_message
+        from siyu.journeys.actions import template_variables
+
+        variables = template_variables(ctx)
+        data = {
+            str(k): self.renderer.render(str(v), variables) for k, v in dict(params["data"]).items()
+        }
+        return enqueue_subscribe_message(
+            ctx.db_session,
+            member_id=ctx.member_id,
+            template_id=str(params["template_id"]),
+            data=data,
+            page=None if params.get("page") is None else str(params["page"]),
+            idempotency_key=ctx.idempotency_key,
+            now=ctx.now,
+            source=f"journey:{ctx.journey}",
+        )
+
+
 def journey_actions() -> list[JourneyAction]:
-    return [WeComSend()]
+    return [WeComSend(), MiniProgramNotify()]

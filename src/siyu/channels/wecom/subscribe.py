@@ -79,6 +79,9 @@ class MiniProgramClient:
         self._http = http or httpx.AsyncClient(base_url=base_url, timeout=10.0)
         self.tokens = tokens or TokenCache()
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
     async def _fetch(self) -> tuple[str, int]:
         params = {"grant_type": "client_credential", "appid": self.appid, "secret": self._secret}
         body = (await self._http.get("/cgi-bin/token", params=params)).json()
