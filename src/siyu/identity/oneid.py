@@ -423,7 +423,7 @@ def _write_identities(
         for key in record.identities:
             if key not in current:
                 owner_of_new.setdefault(key, member_id)
-    new_rows = [
+    new_rows: list[dict[str, Any]] = [
         {
             "type": k[0],
             "value": k[1],
@@ -435,8 +435,12 @@ def _write_identities(
     ]
     if new_rows:
         # Existing values already moved with their member in merge_members.
-        session.execute(sa.insert(Identity), new_rows)
-        current.update(load_current(session, owner_of_new))
+        table = table_of(Identity)
+        statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        inserted = session.connection().execute(statement, new_rows)
+        for row, (identity_id,) in zip(new_rows, inserted, strict=True):
+            key = (row["type"], row["value"])
+            current[key] = CurrentIdentity(identity_id, row["member_id"], row["polluted"])
     observations = {
         (current[key].id, record.kind, record.key)
         for record in records
@@ -457,11 +461,11 @@ def _observe(session: Session, observations: set[tuple[int, str, str]], now: dat
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(table).on_conflict_do_nothing(), rows)
+        session.connection().execute(pg_insert(table).on_conflict_do_nothing(), rows)
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+        session.connection().execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
 
 
 def release(

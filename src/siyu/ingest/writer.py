@@ -261,7 +261,7 @@ def _store_members(
                 }
             )
     if new_rows:
-        session.execute(sa.insert(t), new_rows)
+        session.connection().execute(sa.insert(t), new_rows)
     if moved:
         statement = (
             sa.update(t).where(t.c.id == sa.bindparam("rid")).values(member_id=sa.bindparam("mid"))
