@@ -449,6 +449,11 @@ def _expired_from(db_session: Session, lot_id: int) -> int:
     )
 
 
+def repay_debt(db_session: Session, *, member_id: int) -> None:
+    """For set-based jobs that wrote spendable lots without `earn` (caller holds the lock)."""
+    _repay_debt(db_session, member_id=member_id)
+
+
 def _repay_debt(db_session: Session, *, member_id: int) -> None:
     """Let active points pay off debt lots; both sums move together, so no entry is needed."""
     debts = list(

@@ -170,7 +170,23 @@ def _evaluate_tier(
     rules = load_tier_rules(db_session)
     if rules is None:
         return None
-    change = tiers.evaluate(db_session, rules=rules, account=account, now=now)
+    return evaluate_tier_with(db_session, account, now, rules=rules)
+
+
+def evaluate_tier_with(
+    db_session: Session,
+    account: PointsAccount,
+    now: datetime,
+    *,
+    rules: tiers.TierRules,
+    value: Decimal | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> tiers.TierChange | None:
+    """Evaluate the member's tier under loaded rules (and a measure read in bulk, if given);
+    an upgrade issues the level's upgrade coupons."""
+    change = tiers.evaluate(
+        db_session, rules=rules, account=account, now=now, value=value, events=events
+    )
     if change is not None and change.kind == "tier_upgraded":
         for code in change.upgrade_coupons:
             key = f"tier:{account.member_id}:{change.to_code}:{int(now.timestamp())}:{code}"

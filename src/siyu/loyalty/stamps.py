@@ -124,6 +124,13 @@ def stamp_order(
     return True
 
 
+def complete_if_full(
+    db_session: Session, *, card: StampCard, member_id: int, now: datetime, give: RewardGiver
+) -> None:
+    """Complete the card as often as its open stamps allow (after stamps were bulk-inserted)."""
+    _complete_if_full(db_session, card=card, member_id=member_id, now=now, give=give)
+
+
 def _complete_if_full(
     db_session: Session, *, card: StampCard, member_id: int, now: datetime, give: RewardGiver
 ) -> None:

@@ -166,11 +166,20 @@ def _set_tier(account: PointsAccount, rules: TierRules, level: TierLevel, now: d
 
 
 def evaluate(
-    db_session: Session, *, rules: TierRules, account: PointsAccount, now: datetime
+    db_session: Session,
+    *,
+    rules: TierRules,
+    account: PointsAccount,
+    now: datetime,
+    value: Decimal | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> TierChange | None:
-    """Upgrade now, downgrade or renew at period end, or warn before the end; at most one."""
+    """Upgrade now, downgrade or renew at period end, or warn before the end; at most one.
+    `value` is the member's qualifying measure when the caller read it for many members;
+    `events` collects the event rows for the caller to insert in bulk (else written here)."""
     current = rules.rank(account.tier_code)
-    value = measure_value(db_session, rules, account, now)
+    if value is None:
+        value = measure_value(db_session, rules, account, now)
     qualifying = rules.qualifying(value)
     target = rules.rank(qualifying.code)
     before = account.tier_code
@@ -193,7 +202,7 @@ def evaluate(
         )
     else:
         return None
-    _tier_event(db_session, change, account, value, now)
+    _tier_event(db_session, change, account, value, now, events)
     return change
 
 
@@ -224,19 +233,40 @@ def _warning_due(
 
 
 def _tier_event(
-    db_session: Session, change: TierChange, account: PointsAccount, value: Decimal, now: datetime
+    db_session: Session,
+    change: TierChange,
+    account: PointsAccount,
+    value: Decimal,
+    now: datetime,
+    events: list[dict[str, Any]] | None,
 ) -> None:
-    stamp = int(now.timestamp())
-    add_event(
-        db_session,
-        type=change.kind,
-        event_id=f"{change.kind}:{change.member_id}:{change.to_code}:{stamp}",
-        member_id=change.member_id,
-        now=now,
-        from_tier=change.from_code,
-        to_tier=change.to_code,
-        measure=str(value),
-        period_end=account.tier_period_end.isoformat() if account.tier_period_end else None,
+    event_id = f"{change.kind}:{change.member_id}:{change.to_code}:{int(now.timestamp())}"
+    props = {
+        "from_tier": change.from_code,
+        "to_tier": change.to_code,
+        "measure": str(value),
+        "period_end": account.tier_period_end.isoformat() if account.tier_period_end else None,
+    }
+    if events is None:
+        add_event(
+            db_session,
+            type=change.kind,
+            event_id=event_id,
+            member_id=change.member_id,
+            now=now,
+            **props,
+        )
+        return
+    events.append(
+        {
+            "event_id": event_id,
+            "type": change.kind,
+            "occurred_at": now,
+            "member_id": change.member_id,
+            "identities": {},
+            "properties": props,
+            "received_at": now,
+        }
     )
 
 
