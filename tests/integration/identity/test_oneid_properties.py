@@ -1,4 +1,5 @@
-"""Hypothesis properties of OneID (issue #3), against a deliberately simple reference:
+"""Hypothesis properties of OneID (issue #3) over member rows, order lines and events, against
+a deliberately simple reference:
 the grouping does not depend on input order or batch boundaries, re-importing changes nothing,
 a polluted value never joins two member_nos, and a full rebuild agrees. SQLite only: every
 example needs a fresh store, which a PostgreSQL clone makes too slow for hundreds of examples."""
@@ -53,18 +54,45 @@ order_rows = st.lists(
     max_size=10,
     unique_by=lambda row: (row["order_id"], row["line_no"]),
 )
+event_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "event_id": st.sampled_from([f"E{n}" for n in range(4)]),
+            "member_no": st.sampled_from([*MEMBER_NOS, "", ""]),
+            "phone": st.sampled_from([*PHONES, ""]),
+            "unionid": st.sampled_from([*UNIONIDS, "", ""]),
+        }
+    ).filter(lambda row: bool(row["member_no"] or row["phone"] or row["unionid"])),
+    max_size=4,
+    unique_by=lambda row: row["event_id"],
+)
 
 
 def _order(row: dict[str, str]) -> dict[str, str]:
     return {**row, "paid_at": "2026-06-01T12:00:00", "amount": "10.00"}
 
 
+def _event(row: dict[str, str]) -> dict[str, Any]:
+    """The flat test row as an event of DESIGN §4.2: identities nested in an object."""
+    identities = {k: row[k] for k in ("member_no", "phone", "unionid") if row[k]}
+    return {
+        "event_id": row["event_id"],
+        "type": "page_view",
+        "occurred_at": "2026-06-01T12:00:00",
+        "identities": identities,
+    }
+
+
 def reference_groups(
-    members: list[dict[str, str]], orders: list[dict[str, str]]
+    members: list[dict[str, str]],
+    orders: list[dict[str, str]],
+    events: list[dict[str, str]] | None = None,
 ) -> set[frozenset[str]]:
     """Connected components computed the plain way, with pollution counted over everything."""
+    records: list[tuple[str, dict[str, str], str | None]]
     records = [(f"member:{m['member_no']}", m, None) for m in members]
     records += [(f"order:{o['order_id']}:{o['line_no']}", o, o["order_id"]) for o in orders]
+    records += [(f"event:{e['event_id']}", e, None) for e in events or []]
     values: dict[str, set[str]] = {}
     for _, row, _ in records:
         for kind in ("phone", "unionid"):
@@ -102,7 +130,7 @@ def stored_groups(siyu: Siyu) -> set[frozenset[str]]:
             sa.text(
                 "SELECT 'member:' || record_key, member_id FROM member_records "
                 "UNION ALL SELECT 'order:' || order_id || ':' || line_no, member_id "
-                "FROM order_lines"
+                "FROM order_lines UNION ALL SELECT 'event:' || event_id, member_id FROM events"
             )
         ).all()
     groups: dict[int, set[str]] = {}
@@ -120,7 +148,7 @@ def _fresh(template: Path, folder: Path) -> Siyu:
     return bootstrap(config, clock=clock, migrate=False)
 
 
-def _feed(siyu: Siyu, items: list[tuple[str, dict[str, str]]], batch: int) -> int:
+def _feed(siyu: Siyu, items: list[tuple[str, dict[str, Any]]], batch: int) -> int:
     """Import items in order, in batches of consecutive same-kind rows; returns rows accepted."""
     accepted, start = 0, 0
     while start < len(items):
@@ -147,15 +175,20 @@ def _feed(siyu: Siyu, items: list[tuple[str, dict[str, str]]], batch: int) -> in
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(members=member_rows, orders=order_rows, data=st.data())
+@given(members=member_rows, orders=order_rows, events=event_rows, data=st.data())
 def test_grouping_matches_the_reference_whatever_the_order_and_batches(
-    sqlite_template: Path, members: list[dict[str, str]], orders: list[dict[str, str]], data: Any
+    sqlite_template: Path,
+    members: list[dict[str, str]],
+    orders: list[dict[str, str]],
+    events: list[dict[str, str]],
+    data: Any,
 ) -> None:
-    items: list[tuple[str, dict[str, str]]] = [("members", m) for m in members]
+    items: list[tuple[str, dict[str, Any]]] = [("members", m) for m in members]
     items += [("orders", _order(o)) for o in orders]
+    items += [("events", _event(e)) for e in events]
     shuffled = data.draw(st.permutations(items))
     batch = data.draw(st.integers(min_value=1, max_value=6))
-    expected = reference_groups(members, orders)
+    expected = reference_groups(members, orders, events)
     with tempfile.TemporaryDirectory(prefix="oneid-") as folder:
         siyu = _fresh(sqlite_template, Path(folder))
         try:
