@@ -483,6 +483,24 @@ def build_app(fake: FakeWeCom) -> FastAPI:
         response = await fake.push(fields)
         return {"callback_status": response.status_code, **fields}
 
+    @app.post("/fake/prepare_add")
+    def prepare_add(payload: Json) -> Json:
+        """A scan whose encrypted callback the caller delivers itself (load generators)."""
+        fields = fake.simulate_add(
+            userid=payload["userid"],
+            state=payload.get("state"),
+            name=payload.get("name", "Wang Fang"),
+            unionid=payload.get("unionid"),
+            external_userid=payload.get("external_userid"),
+        )
+        params, body = fake.envelope(fields)
+        return {"params": params, "body": body, "fields": fields}
+
+    @app.get("/fake/stats")
+    def stats() -> Json:
+        latencies = [w.get("latency") for w in fake.welcomes_sent]
+        return {"welcome_latencies": latencies, "calls": fake.calls}
+
     @app.post("/fake/confirm_groupmsg")
     def confirm(payload: Json) -> Json:
         fake.confirm_msg_template(msgid=payload["msgid"], userid=payload["userid"])
