@@ -82,6 +82,21 @@ def search_members(
     return MemberPage(items=summaries, total=total, page=page, page_size=page_size)
 
 
+def summaries_of(
+    *, session_factory: sessionmaker[Session], member_ids: list[int], viewer: Viewer | None
+) -> dict[int, MemberSummary]:
+    """List rows (masked for the viewer) of these members, those in scope only (task lists)."""
+    if not member_ids:
+        return {}
+    with session_factory() as session:
+        where = Member.id.in_(sorted(set(member_ids)))
+        scoped = visible_members(viewer, Member.id)
+        if scoped is not None:
+            where = sa.and_(where, scoped)
+        rows = session.scalars(sa.select(Member).where(where).order_by(Member.id)).all()
+        return {s.id: _mask_summary(s, viewer) for s in _summaries(session, list(rows))}
+
+
 def _mask_summary(summary: MemberSummary, viewer: Viewer | None) -> MemberSummary:
     """Phones masked for every role but HQ, names for analysts (issue #8; reveal is audited)."""
     if viewer is None or viewer.sees_full_pii:

@@ -145,6 +145,13 @@ def staff_id_of(*, session_factory: sessionmaker[Session], staff_no: str) -> int
     return int(found)
 
 
+def staff_no_of(*, session_factory: sessionmaker[Session], staff_id: int | None) -> str | None:
+    if staff_id is None:
+        return None
+    with session_factory() as session:
+        return session.scalar(sa.select(Staff.staff_no).where(Staff.id == staff_id))
+
+
 def _region(session: Session, viewer: Viewer) -> str | None:
     """The region a viewer is limited to (None: all); a scoped viewer without one sees '∅'."""
     if viewer.sees_everything:

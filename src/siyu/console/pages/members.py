@@ -15,11 +15,13 @@ from fastapi.responses import HTMLResponse
 
 from siyu.access.scope import viewer_of_user
 from siyu.api.deps import SiyuDep
-from siyu.console.auth import CurrentUser
+from siyu.console.auth import CsrfChecked, CurrentUser
 from siyu.console.nav import NavEntry
 from siyu.console.templating import render
 from siyu.identity import queries
 from siyu.identity.errors import IdentityError
+from siyu.privacy import reveal
+from siyu.privacy.errors import PrivacyError
 from siyu.profiles import service as profiles_service
 
 router = APIRouter(prefix="/console/members")
@@ -75,5 +77,21 @@ def member_page(
         "orders": orders,
         "profile": profile,
         "as_of": as_of,
+        "revealed": getattr(request.state, "revealed", None),  # set by reveal_page
     }
     return render(request, "members/detail.html", context)
+
+
+@router.post("/{member_id}/reveal", dependencies=[CsrfChecked])
+def reveal_page(request: Request, member_id: int, siyu: SiyuDep, user: CurrentUser) -> HTMLResponse:
+    """The audited reveal of the full name and phones (issue #8), shown on the 360 page once."""
+    try:
+        request.state.revealed = reveal.reveal_member(
+            session_factory=siyu.session_factory, clock=siyu.clock, member_id=member_id,
+            viewer=viewer_of_user(user),
+        )  # fmt: skip
+    except (IdentityError, PrivacyError) as error:
+        status = 403 if isinstance(error, PrivacyError) else 404
+        return render(request, "error.html", {"title": "Cannot reveal", "message": error.message},
+                      status_code=status)  # fmt: skip
+    return member_page(request, member_id, siyu, user)
