@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.delivery import sources
@@ -33,25 +34,65 @@ def enqueue(
     source: str = "",
 ) -> OutboxMessage:
     """Add a message to the outbox; the dispatcher applies policy before anything leaves."""
-    if recipient is None and member_id is not None:
-        recipient = member_address(db_session=db_session, member_id=member_id, channel=channel)
     message = OutboxMessage(
-        idempotency_key=idempotency_key,
-        member_id=member_id,
-        channel=channel,
-        recipient=recipient,
-        subject=subject,
-        body=body,
-        payload=payload or {},
-        content_hash=content_hash(channel=channel, subject=subject, body=body),
-        source=source,
-        status=OutboxStatus.PENDING,
-        attempts=0,
-        not_before=now,
-        created_at=now,
+        **prepare(
+            db_session=db_session,
+            now=now,
+            idempotency_key=idempotency_key,
+            channel=channel,
+            member_id=member_id,
+            body=body,
+            subject=subject,
+            recipient=recipient,
+            payload=payload,
+            source=source,
+        )
     )
     db_session.add(message)
     return message
+
+
+def prepare(
+    *,
+    db_session: Session,
+    now: datetime,
+    idempotency_key: str,
+    channel: str,
+    member_id: int | None,
+    body: str,
+    subject: str = "",
+    recipient: str | None = None,
+    payload: dict[str, object] | None = None,
+    source: str = "",
+) -> dict[str, object]:
+    """The outbox row `enqueue` would add, as column values (for `insert_rows` in bulk)."""
+    if recipient is None and member_id is not None:
+        recipient = member_address(db_session=db_session, member_id=member_id, channel=channel)
+    return {
+        "idempotency_key": idempotency_key,
+        "member_id": member_id,
+        "channel": channel,
+        "recipient": recipient,
+        "subject": subject,
+        "body": body,
+        "payload": payload or {},
+        "content_hash": content_hash(channel=channel, subject=subject, body=body),
+        "source": source,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+    }
+
+
+def insert_rows(*, db_session: Session, rows: list[dict[str, object]]) -> None:
+    """Write many `prepare`d rows with one multi-row INSERT, in the caller's transaction.
+
+    The journey engine writes a batch's messages this way: the same rows, the same UNIQUE
+    idempotency key, without building an ORM object per message.
+    """
+    if rows:
+        db_session.execute(insert(cast(Table, OutboxMessage.__table__)), rows)
 
 
 def content_hash(*, channel: str, subject: str, body: str) -> str:

@@ -49,6 +49,8 @@ class ActionContext:
     context: Mapping[str, object]
     # The member's template fields when the engine prefetched them for its batch (else queried).
     member: Mapping[str, object] | None = None
+    # Where the engine collects the batch's outbox rows (one INSERT at the end); None = add now.
+    outbox_rows: list[dict[str, object]] | None = None
 
 
 class JourneyAction(Protocol):
@@ -135,18 +137,44 @@ class SendMessage:
     def execute(self, ctx: ActionContext, params: Mapping[str, Any]) -> str:
         variables = template_variables(ctx)
         channel = str(params.get("channel", "sandbox"))
-        message = outbox.enqueue(
-            db_session=ctx.db_session,
-            now=ctx.now,
-            idempotency_key=ctx.idempotency_key,
+        queue(
+            ctx,
             channel=channel,
             member_id=ctx.member_id,
             subject=self.renderer.render(str(params.get("subject", "")), variables),
             body=self.renderer.render(str(params["body"]), variables),
             payload={k: v for k, v in params.items() if k not in ("body", "subject", "channel")},
-            source=f"journey:{ctx.journey}:v{ctx.version}:{ctx.step_id}",
         )
-        return f"queued on {message.channel}"
+        return f"queued on {channel}"
+
+
+def queue(
+    ctx: ActionContext,
+    *,
+    channel: str,
+    member_id: int | None,
+    body: str,
+    subject: str = "",
+    recipient: str | None = None,
+    payload: dict[str, object] | None = None,
+) -> None:
+    """Put a message in the outbox under the step's idempotency key (batched by the engine)."""
+    row = outbox.prepare(
+        db_session=ctx.db_session,
+        now=ctx.now,
+        idempotency_key=ctx.idempotency_key,
+        channel=channel,
+        member_id=member_id,
+        subject=subject,
+        body=body,
+        recipient=recipient,
+        payload=payload,
+        source=f"journey:{ctx.journey}:v{ctx.version}:{ctx.step_id}",
+    )
+    if ctx.outbox_rows is not None:
+        ctx.outbox_rows.append(row)
+    else:
+        outbox.insert_rows(db_session=ctx.db_session, rows=[row])
 
 
 def template_variables(ctx: ActionContext) -> dict[str, object]:
@@ -185,17 +213,8 @@ class CallWebhook:
             "idempotency_key": ctx.idempotency_key,
             "data": params.get("data", {}),
         }
-        outbox.enqueue(
-            db_session=ctx.db_session,
-            now=ctx.now,
-            idempotency_key=ctx.idempotency_key,
-            channel="webhook",
-            member_id=None,
-            recipient=str(params["url"]),
-            body="",
-            payload=body,
-            source=f"journey:{ctx.journey}:v{ctx.version}:{ctx.step_id}",
-        )
+        queue(ctx, channel="webhook", member_id=None, recipient=str(params["url"]), body="",
+              payload=body)  # fmt: skip
         return "webhook queued"
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from siyu.db import transaction
+from siyu.delivery import outbox
 from siyu.journeys import timing
 from siyu.journeys.actions import ActionContext, members_fields
 from siyu.journeys.assignment import choose_path
@@ -316,6 +317,7 @@ def _act(run: _Run, step: ActionStep) -> str:
         ),
         context=enrollment.context or {},
         member=run.member,
+        outbox_rows=_buffer(run.db).outbox,
     )
     return run.runtime.actions.get(step.action).execute(context, step.params)[:200]
 
@@ -362,10 +364,12 @@ class _Buffer:
 
     step_runs: list[dict[str, object]] = field(default_factory=list)
     timers: list[dict[str, object]] = field(default_factory=list)
+    outbox: list[dict[str, object]] = field(default_factory=list)  # messages actions queued
 
     def clear(self) -> None:
         self.step_runs.clear()
         self.timers.clear()
+        self.outbox.clear()
 
 
 def _buffer(db: Session) -> _Buffer:
@@ -382,6 +386,7 @@ def _write_buffered(db: Session) -> None:
         db.execute(insert(_table(StepRun)), buffer.step_runs)
     if buffer.timers:
         db.execute(insert(_table(JourneyTimer)), buffer.timers)
+    outbox.insert_rows(db_session=db, rows=buffer.outbox)
     buffer.clear()
 
 
