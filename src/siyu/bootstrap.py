@@ -38,6 +38,9 @@ class Siyu:
 
 def bootstrap(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> Siyu:
     """Wire siyu for one process; migrates the operational store unless told not to."""
+    from siyu.access.redaction import install_secret_redaction
+
+    install_secret_redaction(settings)  # secrets never reach a log (issue #8)
     if settings.uses_embedded_storage:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
