@@ -21,6 +21,14 @@ Semantics the SQL and the reference evaluator (`reference.py`) share:
   over all lines of the matching orders; `amount` is the order total.
 - Lifecycle and RFM classes come from the analytics definitions (`traits.py`) as of the
   evaluation date.
+
+Performance (issue #4, benchmarks/segments): member conditions are one WHERE over `members`;
+each behaviour condition is one GROUP BY … HAVING over the order (or event) table, used as an
+uncorrelated semi-join (`member_id IN (…)`, a hash join). Order conditions and the embedded
+lifecycle/RFM queries read `orders_table`: the materialised `order_totals` when the caller
+knows it is current (`warehouse/order_totals.py`), else the `orders` view, which re-groups
+every order line per condition. A trait used by several conditions is computed once per
+evaluation, as a CTE.
 """
 
 from __future__ import annotations
@@ -82,7 +90,9 @@ class CompileContext:
     now: datetime
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     resolve: Resolver | None = None
+    orders_table: str = "orders"
     _stack: list[str] = field(default_factory=list)
+    traits: dict[str, exp.Query] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.now = evaluation_instant(self.now)
@@ -101,13 +111,24 @@ def compile_segment(
     now: datetime,
     timezone: ZoneInfo | None = None,
     resolve: Resolver | None = None,
+    orders_table: str = "orders",
 ) -> exp.Select:
-    """The query selecting the member ids of a segment at an instant."""
+    """The query selecting the member ids of a segment at an instant.
+
+    `orders_table` is `order_totals` when the caller checked it is current, else `orders`."""
+    if orders_table not in ("orders", "order_totals"):
+        raise SegmentError(f"unknown orders table {orders_table!r}")
     context = CompileContext(
-        now=now, timezone=timezone or ZoneInfo("Asia/Shanghai"), resolve=resolve
+        now=now,
+        timezone=timezone or ZoneInfo("Asia/Shanghai"),
+        resolve=resolve,
+        orders_table=orders_table,
     )
     predicate = _predicate(condition, context)
-    return exp.select(_m("member_id")).from_(exp.table_("members", alias="m")).where(predicate)
+    query = exp.select(_m("member_id")).from_(exp.table_("members", alias="m")).where(predicate)
+    for name, trait in context.traits.items():
+        query = query.with_(name, as_=trait)
+    return query
 
 
 def render(query: exp.Expr, dialect: str) -> str:
@@ -150,10 +171,12 @@ def _leaf(condition: Condition, context: CompileContext) -> exp.Expr:
         return _event(condition, context)
     if isinstance(condition, LifecycleCondition):
         query, column = traits.lifecycle_query(as_of=context.as_of, timezone=context.timezone)
-        return _trait(query, column, condition.lifecycle, condition.value)
+        table = _trait_table("segment_lifecycle", query, context)
+        return _trait(table, column, condition.lifecycle, condition.value)
     if isinstance(condition, RfmCondition):
         query, column = traits.rfm_query(as_of=context.as_of)
-        return _trait(query, column, condition.rfm, condition.value)
+        table = _trait_table("segment_rfm", query, context)
+        return _trait(table, column, condition.rfm, condition.value)
     if isinstance(condition, GroupClusterCondition):
         clusters = exp.select("member_id").from_("member_group_clusters")
         return _member_in(clusters.where(_col("cluster").eq(_lit(condition.in_group_cluster))))
@@ -329,9 +352,10 @@ def _order_source(
     filters = [
         exp.not_(exp.column("refunded", "x")),
         *_window(exp.column("paid_at", "x"), condition, context),
-        *(_two_valued(_order_filter(f)) for f in condition.where),
+        *(_two_valued(_order_filter(f, _lines_since(condition, context))) for f in condition.where),
     ]
-    source = exp.select(exp.column("member_id", "x")).from_(exp.table_("orders", alias="x"))
+    orders = exp.table_(context.orders_table, alias="x")
+    source = exp.select(exp.column("member_id", "x")).from_(orders)
     source = source.where(exp.and_(*filters))
     if condition.sum is not None:
         total = exp.func("SUM", exp.column("amount", "x"))
@@ -345,7 +369,15 @@ def _order_source(
     return source, exp.Count(this=exp.Star())
 
 
-def _order_filter(prop_filter: PropFilter) -> exp.Expr:
+def _lines_since(condition: EventCondition, context: CompileContext) -> exp.Expr | None:
+    """Lower bound on the lines worth reading for a windowed order condition: an order's
+    `paid_at` is its earliest line's, so every line of an order in the window is in it too."""
+    if condition.within_days is None:
+        return None
+    return exp.column("paid_at") > _timestamp(context.since(condition.within_days))
+
+
+def _order_filter(prop_filter: PropFilter, lines_since: exp.Expr | None = None) -> exp.Expr:
     if prop_filter.prop == "amount":
         return _compare(
             exp.column("amount", "x"), prop_filter.op, prop_filter.value, literal=_number
@@ -357,7 +389,8 @@ def _order_filter(prop_filter: PropFilter) -> exp.Expr:
     op = negative.get(prop_filter.op, prop_filter.op)
     value = _as_text(prop_filter.value) if not prop_filter.numeric else prop_filter.value
     matching = exp.select("order_id").from_("order_lines")
-    matching = matching.where(_compare(exp.column(prop_filter.prop), op, value, literal=_lit))
+    test = _compare(exp.column(prop_filter.prop), op, value, literal=_lit)
+    matching = matching.where(test if lines_since is None else exp.and_(test, lines_since))
     found = exp.column("order_id", "x").isin(query=matching)
     return exp.not_(found) if prop_filter.op in negative else found
 
@@ -365,10 +398,25 @@ def _order_filter(prop_filter: PropFilter) -> exp.Expr:
 # --- traits, coupons --------------------------------------------------------------------------
 
 
-def _trait(query: exp.Query, column: str, op: Op, value: Any) -> exp.Expr:
-    """Members whose class (`column` of the analytics `query`) passes the test."""
+def _trait_table(name: str, query: exp.Query, context: CompileContext) -> str:
+    """Register the analytics query as a CTE of the segment (once), reading `orders_table`."""
+    if name not in context.traits:
+
+        def retarget(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Table) and node.name == "orders":
+                return exp.table_(context.orders_table, alias=node.alias or None)
+            return node
+
+        retargeted = query.transform(retarget) if context.orders_table != "orders" else query
+        assert isinstance(retargeted, exp.Query)
+        context.traits[name] = retargeted
+    return name
+
+
+def _trait(table: str, column: str, op: Op, value: Any) -> exp.Expr:
+    """Members whose class (`column` of the trait CTE `table`) passes the test."""
     names = value if isinstance(value, list) else [value]
-    classes = exp.select("member_id").from_(query.subquery("t"))
+    classes = exp.select("member_id").from_(exp.table_(table, alias="t"))
     wanted = exp.column(column, "t").isin(*(_lit(n) for n in names))
     matched = _member_in(classes.where(wanted))
     return matched if op in (Op.EQ, Op.IN) else exp.not_(matched)

@@ -47,6 +47,7 @@ from siyu.segments.schemas import (
     Schedule,
     SegmentRead,
 )
+from siyu.warehouse.order_totals import order_totals_current
 
 SAMPLE_SIZE = 10
 MAX_NAME_LENGTH = 128
@@ -77,7 +78,7 @@ def evaluate_member_ids(
     timezone: ZoneInfo = SHANGHAI,
 ) -> set[int]:
     """Member ids in the segment at `now`; `session` resolves nested saved segments."""
-    query = _compile(definition, now=now, session=session, timezone=timezone)
+    query = _compile(definition, warehouse, now=now, session=session, timezone=timezone)
     return {int(row[0]) for row in warehouse.query(render(query, warehouse.dialect))}
 
 
@@ -90,7 +91,9 @@ def count_members(
     timezone: ZoneInfo = SHANGHAI,
 ) -> int:
     """How many members the segment holds at `now` (counted in the warehouse)."""
-    query = count_query(_compile(definition, now=now, session=session, timezone=timezone))
+    query = count_query(
+        _compile(definition, warehouse, now=now, session=session, timezone=timezone)
+    )
     return int(warehouse.query(render(query, warehouse.dialect))[0][0])
 
 
@@ -105,7 +108,7 @@ def preview_segment(
 ) -> Preview:
     """The count and a masked sample of the first members, as the builder shows while editing."""
     started = time.perf_counter()
-    query = _compile(definition, now=now, session=session, timezone=timezone)
+    query = _compile(definition, warehouse, now=now, session=session, timezone=timezone)
     count = int(warehouse.query(render(count_query(query), warehouse.dialect))[0][0])
     sample_query = (
         exp.select("member_id", "name", "gender", "store_code")
@@ -137,7 +140,7 @@ def export_segment(
     timezone: ZoneInfo = SHANGHAI,
 ) -> int:
     """Write the segment's members to a CSV or Parquet file; returns the number of rows."""
-    query = _compile(definition, now=now, session=session, timezone=timezone)
+    query = _compile(definition, warehouse, now=now, session=session, timezone=timezone)
     select = (
         exp.select(*EXPORT_COLUMNS)
         .from_("members")
@@ -165,11 +168,19 @@ def export_segment(
 
 
 def _compile(
-    definition: Definition, *, now: datetime, session: Session | None, timezone: ZoneInfo
+    definition: Definition,
+    warehouse: Warehouse,
+    *,
+    now: datetime,
+    session: Session | None,
+    timezone: ZoneInfo,
 ) -> exp.Select:
     condition = parse_definition(definition) if isinstance(definition, dict) else definition
     resolve = segment_resolver(session) if session is not None else None
-    return compile_segment(condition, now=now, timezone=timezone, resolve=resolve)
+    orders = "order_totals" if order_totals_current(warehouse) else "orders"
+    return compile_segment(
+        condition, now=now, timezone=timezone, resolve=resolve, orders_table=orders
+    )
 
 
 def segment_resolver(session: Session) -> Callable[[str], Condition]:

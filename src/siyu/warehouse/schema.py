@@ -34,6 +34,17 @@ WAREHOUSE_TABLES: dict[str, str] = {
         category VARCHAR,
         sku VARCHAR
     """,
+    # The `orders` view materialised (warehouse/order_totals.py keeps it; segments read it).
+    "order_totals": """
+        order_id VARCHAR PRIMARY KEY,
+        member_id BIGINT NOT NULL,
+        paid_at TIMESTAMP NOT NULL,
+        paid_date DATE NOT NULL,
+        amount DECIMAL(18, 2) NOT NULL,
+        refunded BOOLEAN NOT NULL,
+        store_code VARCHAR,
+        channel VARCHAR
+    """,
     # Behavioural events; properties as JSON text.
     "events": """
         event_id VARCHAR PRIMARY KEY,

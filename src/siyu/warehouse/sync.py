@@ -42,6 +42,7 @@ from siyu.staff.warehouse_owners import sync_member_owners
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
+from siyu.warehouse.order_totals import count_lines, ensure_order_totals, retotal_orders
 
 MEMBER_OVERLAP = timedelta(days=1)
 IN_CHUNK = 5_000  # ids per IN (...) list: below SQLite's bound-parameter limit
@@ -91,6 +92,7 @@ def sync_all(
         run.replace_stores()
         copy_member_coupons(session, warehouse)  # coupon states for segments (issue #7)
     sync_member_owners(session_factory=session_factory, warehouse=warehouse)  # issue #8
+    ensure_order_totals(warehouse)  # segments read order totals (warehouse/order_totals.py)
     return result
 
 
@@ -236,7 +238,11 @@ class _Run:
             }
         )
         with _warehouse_transaction(self.warehouse) as connection:
+            lines_before = count_lines(connection)
             self._insert_arrow(connection, "order_lines", batch, "INSERT")
+            retotal_orders(
+                connection, batch.column("order_id").to_pylist(), lines_before=lines_before
+            )
             self._note_changes(connection, owners.values())
             self._set_watermark(connection, "order_lines", lines[-1].id)
         self.result.order_lines += len(lines)
@@ -287,7 +293,7 @@ class _Run:
             with _warehouse_transaction(self.warehouse) as connection:
                 connection.register("_merge_map", batch)
                 try:
-                    for table in ("order_lines", "events"):
+                    for table in ("order_lines", "events", "order_totals"):
                         connection.execute(
                             f"UPDATE {table} SET member_id = _merge_map.survivor FROM _merge_map "
                             f"WHERE {table}.member_id = _merge_map.merged"

@@ -21,6 +21,7 @@ from siyu.segments.dsl import Condition, parse_definition
 from siyu.segments.reference import Dataset, evaluate
 from siyu.warehouse.clickhouse import ClickHouseWarehouse
 from siyu.warehouse.duckdb import DuckDBWarehouse
+from siyu.warehouse.order_totals import rebuild_order_totals
 from siyu.warehouse.schema import WAREHOUSE_TABLES
 from tests.factories.segments import Warehouse, load
 
@@ -386,11 +387,16 @@ def chdb_warehouse() -> Iterator[ClickHouseWarehouse]:
     warehouse.close()
 
 
-def _reload(warehouse: Warehouse, data: Dataset) -> None:
+def _reload(warehouse: Warehouse, data: Dataset, orders_table: str) -> None:
     for table in WAREHOUSE_TABLES:
-        if table != "sync_state":
-            warehouse.query(f"TRUNCATE TABLE {table}")
+        warehouse.query(f"TRUNCATE TABLE {table}")
     load(warehouse, data)
+    if orders_table == "order_totals":
+        rebuild_order_totals(warehouse)
+
+
+# Both sources of order totals: the materialised table (the sync keeps it) and the view.
+ORDERS_TABLES = st.sampled_from(["order_totals", "orders"])
 
 
 def _members(warehouse: Warehouse, sql: str) -> list[int]:
@@ -405,27 +411,33 @@ FAST = settings(
 
 
 @FAST
-@given(data=datasets(), definition=conditions())
+@given(data=datasets(), definition=conditions(), orders_table=ORDERS_TABLES)
 def test_compiled_sql_on_duckdb_equals_the_reference(
-    duckdb_warehouse: DuckDBWarehouse, data: Dataset, definition: dict[str, Any]
+    duckdb_warehouse: DuckDBWarehouse,
+    data: Dataset,
+    definition: dict[str, Any],
+    orders_table: str,
 ) -> None:
     # Given a dataset in DuckDB and a segment definition
-    _reload(duckdb_warehouse, data)
+    _reload(duckdb_warehouse, data, orders_table)
     condition = parse_definition(definition)
     # When the compiled query runs
-    query = compile_segment(condition, now=NOW, resolve=_resolve)
+    query = compile_segment(condition, now=NOW, resolve=_resolve, orders_table=orders_table)
     found = _members(duckdb_warehouse, render(query, "duckdb"))
     # Then it returns exactly the reference's members, each once
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
 
 
 @FAST
-@given(data=datasets(), definition=conditions())
+@given(data=datasets(), definition=conditions(), orders_table=ORDERS_TABLES)
 def test_compiled_sql_on_chdb_equals_the_reference(
-    chdb_warehouse: ClickHouseWarehouse, data: Dataset, definition: dict[str, Any]
+    chdb_warehouse: ClickHouseWarehouse,
+    data: Dataset,
+    definition: dict[str, Any],
+    orders_table: str,
 ) -> None:
-    _reload(chdb_warehouse, data)
+    _reload(chdb_warehouse, data, orders_table)
     condition = parse_definition(definition)
-    query = compile_segment(condition, now=NOW, resolve=_resolve)
+    query = compile_segment(condition, now=NOW, resolve=_resolve, orders_table=orders_table)
     found = _members(chdb_warehouse, render(query, "clickhouse"))
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
