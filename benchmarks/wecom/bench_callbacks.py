@@ -7,7 +7,8 @@
 - the fake WeCom under uvicorn in a third subprocess (token, get customer, send_welcome_msg;
   it records each welcome's latency from the moment it issued the WelcomeCode);
 - this process: the load generator (httpx async). Per event it asks the fake to create the add
-  (untimed), then POSTs the encrypted callback to siyu and times the acknowledgement.
+  (untimed; in batches every 100 ms), then POSTs the encrypted callback to siyu and times the
+  acknowledgement.
 
 Reports ack latency p50/p99 (target p99 < 100 ms), welcome latency p50/p99 from the add to
 send_welcome_msg (target < 5 s) and the worker's drain time. Baseline side by side: the same
@@ -34,6 +35,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -152,30 +154,23 @@ async def _create_code(args: argparse.Namespace, session_factory: object) -> Non
 async def _load(
     args: argparse.Namespace, *, count: int, rate: int
 ) -> tuple[list[float], list[float], float]:
+    """Every 100 ms: one batch of adds from the fake (untimed), then one timed POST each."""
     from siyu.channels.wecom.crypto import CallbackCrypto
 
     crypto = CallbackCrypto(token=TOKEN, encoding_aes_key=AES_KEY, receive_id=CORP)
     acks: list[float] = []
     baseline: list[float] = []
-    run = int(time.time())
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    run = time.time_ns()
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    timeout = httpx.Timeout(60.0)
     async with (
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.fake_port}", limits=limits) as fake,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.siyu_port}", limits=limits) as siyu,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.fake_port}", timeout=timeout) as fake,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{args.siyu_port}", limits=limits, timeout=timeout
+        ) as siyu,
     ):
 
-        async def one(n: int) -> None:
-            prepared = (
-                await fake.post(
-                    "/fake/prepare_add",
-                    json={
-                        "userid": "xiaoli",
-                        "state": "bench",
-                        "name": f"Customer {n}",
-                        "external_userid": f"wm{run}x{n}",  # unique across runs on one DB
-                    },
-                )
-            ).json()
+        async def post(prepared: dict[str, Any]) -> None:
             t0 = time.perf_counter()
             response = await siyu.post(
                 "/wecom/callback", params=prepared["params"], content=prepared["body"]
@@ -190,12 +185,25 @@ async def _load(
             baseline.append(time.perf_counter() - t1)
 
         started = time.perf_counter()
-        tasks = []
-        for n in range(count):
-            delay = started + n / rate - time.perf_counter()
+        tasks: list[asyncio.Task[None]] = []
+        per_tick, sent, tick = max(1, rate // 10), 0, 0
+        while sent < count:
+            delay = started + tick * 0.1 - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
+            size = min(per_tick, count - sent)
+            adds = [
+                {
+                    "userid": "xiaoli",
+                    "state": "bench",
+                    "name": f"Customer {sent + k}",
+                    "external_userid": f"wm{run}x{sent + k}",  # unique across runs on one DB
+                }
+                for k in range(size)
+            ]
+            batch = (await fake.post("/fake/prepare_adds", json={"adds": adds})).json()
+            tasks += [asyncio.create_task(post(p)) for p in batch["prepared"]]
+            sent, tick = sent + size, tick + 1
         await asyncio.gather(*tasks)
         return acks, baseline, time.perf_counter() - started
 

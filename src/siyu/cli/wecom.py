@@ -12,10 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from siyu.channels.wecom import simulate
-from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.inbox import WeComSettings
-from siyu.channels.wecom.processing import process_inbox
-from siyu.channels.wecom.sends import poll_sends
+from siyu.channels.wecom.worker import configured_client, wecom_pass
 from siyu.cli.context import clock_at, fail, parse_instant, state
 from siyu.growth import service as growth
 from siyu.growth.errors import GrowthError
@@ -126,29 +124,25 @@ def code_stats_command(
     Console().print(table)
 
 
-@wecom.command("work", help="One WeCom worker pass: inbox → events/welcomes, poll staff sends.")
+@wecom.command("work", help="One WeCom worker pass: inbox → events/welcomes, staff sends.")
 def work(ctx: typer.Context, now: Annotated[str | None, typer.Option("--now")] = None) -> None:
+    """Without SIYU_WECOM_SECRET only the inbox is processed (what `siyu worker` also does)."""
     siyu = state(ctx).siyu(clock=clock_at(now))
     extra = WeComSettings()
-    settings = siyu.settings
-    if not (settings.wecom_corp_id and extra.secret):
-        fail("SIYU_WECOM_CORP_ID and SIYU_WECOM_SECRET are needed to talk to WeCom")
-        return
-    client = WeComClient(
-        corp_id=settings.wecom_corp_id, secret=extra.secret, base_url=settings.wecom_api_base
-    )
 
-    async def one_pass() -> dict[str, object]:
-        async with client:
-            inbox = await process_inbox(
+    async def one_pass() -> int:
+        client = configured_client(siyu.settings, extra)
+        try:
+            return await wecom_pass(
                 session_factory=siyu.session_factory,
                 client=client,
                 now=siyu.clock.now(),
-                tz=settings.tz,
+                settings=siyu.settings,
+                extra=extra,
             )
-            sends = await poll_sends(
-                session_factory=siyu.session_factory, client=client, now=siyu.clock.now()
-            )
-        return {"inbox": asdict(inbox), "sends": asdict(sends)}
+        finally:
+            if client is not None:
+                await client.aclose()
 
-    typer.echo(json.dumps(asyncio.run(one_pass())))
+    done = asyncio.run(one_pass())
+    typer.echo(json.dumps({"done": done, "talked_to_wecom": not simulate.demo_mode(siyu)}))

@@ -483,18 +483,21 @@ def build_app(fake: FakeWeCom) -> FastAPI:
         response = await fake.push(fields)
         return {"callback_status": response.status_code, **fields}
 
-    @app.post("/fake/prepare_add")
-    def prepare_add(payload: Json) -> Json:
-        """A scan whose encrypted callback the caller delivers itself (load generators)."""
-        fields = fake.simulate_add(
-            userid=payload["userid"],
-            state=payload.get("state"),
-            name=payload.get("name", "Wang Fang"),
-            unionid=payload.get("unionid"),
-            external_userid=payload.get("external_userid"),
-        )
-        params, body = fake.envelope(fields)
-        return {"params": params, "body": body, "fields": fields}
+    @app.post("/fake/prepare_adds")
+    def prepare_adds(payload: Json) -> Json:
+        """Scans whose encrypted callbacks the caller delivers itself (load generators)."""
+        prepared = []
+        for item in payload["adds"]:
+            fields = fake.simulate_add(
+                userid=item["userid"],
+                state=item.get("state"),
+                name=item.get("name", "Wang Fang"),
+                unionid=item.get("unionid"),
+                external_userid=item.get("external_userid"),
+            )
+            params, body = fake.envelope(fields)
+            prepared.append({"params": params, "body": body})
+        return {"prepared": prepared}
 
     @app.get("/fake/stats")
     def stats() -> Json:

@@ -4,9 +4,7 @@ relations, group membership, churn signals, attribution, auto-tags and the welco
 Each inbox row is handled in its own transaction (claimed with FOR UPDATE SKIP LOCKED on
 PostgreSQL so several workers can share the inbox). WeCom is asked for what the callback does
 not carry (the customer's name and unionid, the group's member list) before that transaction.
-After it commits, the welcome message is sent once: the `wecom_welcomes` row is claimed with a
-conditional update (pending → sending), so a replay or a second worker can never greet twice —
-we prefer a lost greeting to a duplicate one, and WeCom refuses a used WelcomeCode anyway.
+After it commits, the welcome message is sent once (`welcome.send_welcome`).
 
 Events written (type, identities = external_userid): wecom_contact_added, wecom_contact_edited,
 wecom_contact_deleted (the guide removed the customer), wecom_customer_left (del_follow_user:
@@ -38,13 +36,13 @@ from siyu.channels.wecom.models import (
     WelcomeStatus,
 )
 from siyu.channels.wecom.tagmap import mirror_corp_tags
+from siyu.channels.wecom.welcome import WELCOME_WINDOW, send_welcome, welcome_payload
 from siyu.growth import service as growth
 from siyu.ingest.readers import SourceRow
 from siyu.ingest.writer import write_batch
 from siyu.tags.service import add_tag
 
 log = logging.getLogger(__name__)
-WELCOME_WINDOW = timedelta(seconds=20)  # WeCom refuses a WelcomeCode older than this
 events_table = sa.table(
     "events", sa.column("event_id", sa.String), sa.column("member_id", sa.BigInteger)
 )
@@ -161,20 +159,6 @@ def _follow(session: Session, *, userid: str, ext: str, now: datetime) -> WeComF
     return follow
 
 
-def _welcome_payload(welcome: dict[str, Any], *, code: str, name: str) -> dict[str, Any] | None:
-    payload: dict[str, Any] = {"welcome_code": code}
-    if welcome.get("text"):
-        payload["text"] = {"content": str(welcome["text"]).replace("{name}", name)}
-    attachments: list[dict[str, Any]] = []
-    if welcome.get("image_url"):
-        attachments.append({"msgtype": "image", "image": {"pic_url": welcome["image_url"]}})
-    if welcome.get("miniprogram"):
-        attachments.append({"msgtype": "miniprogram", "miniprogram": dict(welcome["miniprogram"])})
-    if attachments:
-        payload["attachments"] = attachments
-    return payload if len(payload) > 1 else None
-
-
 def _on_add(
     session: Session, fields: dict[str, str], contact: dict[str, Any], now: datetime, tz: tzinfo
 ) -> _Followup:
@@ -217,7 +201,7 @@ def _on_add(
             _apply_siyu_tags(session, member_id=member_id, wecom_tag_ids=code.auto_tags, now=now)
     welcome_code = fields.get("WelcomeCode")
     if welcome_code and code and code.welcome:
-        payload = _welcome_payload(
+        payload = welcome_payload(
             code.welcome, code=welcome_code, name=str(contact.get("name") or "")
         )
         if payload and not session.scalar(
@@ -512,74 +496,20 @@ async def _after_commit(
     welcome_window: timedelta,
 ) -> None:
     if followup.welcome_id is not None and followup.welcome_payload is not None:
-        await send_welcome(
+        outcome = await send_welcome(
             session_factory=session_factory,
             client=client,
             welcome_id=followup.welcome_id,
             payload=followup.welcome_payload,
             now=now,
-            result=result,
             window=welcome_window,
         )
+        result.welcomes_sent += outcome == WelcomeStatus.SENT
+        result.welcome_failures += outcome == WelcomeStatus.FAILED
+        result.welcomes_late += outcome == WelcomeStatus.LATE
     for userid, ext, tag_ids in followup.mark:
         try:
             await client.mark_tag(userid=userid, external_userid=ext, add=tag_ids)
             result.tags_marked += 1
         except WeComError as error:
             log.warning("mark_tag %s/%s failed: %s", userid, ext, error)
-
-
-def _closed_as_late(
-    session_factory: sessionmaker[Session], *, welcome_id: int, now: datetime, window: timedelta
-) -> bool:
-    with session_factory() as session:
-        row = session.get_one(WeComWelcome, welcome_id)
-        late_by = now - row.added_at
-        if row.status != WelcomeStatus.PENDING or late_by <= window:
-            return False
-        row.status = WelcomeStatus.LATE
-        seconds, limit = late_by.total_seconds(), window.total_seconds()
-        row.error = f"welcome_late: {seconds:.0f} s after the add (limit {limit:.0f} s)"
-        session.commit()
-    return True
-
-
-async def send_welcome(
-    *,
-    session_factory: sessionmaker[Session],
-    client: WeComClient,
-    welcome_id: int,
-    payload: dict[str, Any],
-    now: datetime,
-    result: ProcessResult,
-    window: timedelta = WELCOME_WINDOW,
-) -> None:
-    """Claim the welcome row (pending → sending) and call send_welcome_msg at most once.
-
-    WeCom accepts a welcome only within 20 s of the add; past `window` the row is closed as
-    `late` (the "welcome_late" decision, with how late it was) instead of calling WeCom.
-    """
-    if _closed_as_late(session_factory, welcome_id=welcome_id, now=now, window=window):
-        result.welcomes_late += 1
-        return
-    with session_factory() as session:
-        claimed = session.execute(
-            sa.update(WeComWelcome)
-            .where(WeComWelcome.id == welcome_id, WeComWelcome.status == WelcomeStatus.PENDING)
-            .values(status="sending")
-        )
-        session.commit()
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return
-    status, error_text = WelcomeStatus.SENT, None
-    try:
-        await client.send_welcome_msg(payload)
-        result.welcomes_sent += 1
-    except WeComError as error:
-        status, error_text = WelcomeStatus.FAILED, str(error)
-        result.welcome_failures += 1
-    with session_factory() as session:
-        row = session.get_one(WeComWelcome, welcome_id)
-        row.status, row.error = status, error_text
-        row.sent_at = now if status == WelcomeStatus.SENT else None
-        session.commit()
