@@ -25,6 +25,7 @@ from siyu.api.apikeys import viewer_of
 from siyu.api.deps import SiyuDep
 from siyu.bootstrap import Siyu
 from siyu.db import transaction
+from siyu.privacy.exports import audit_export
 from siyu.segments import refresh as segments_refresh
 from siyu.segments import service as segments_service
 from siyu.segments.errors import SegmentDefinitionError, SegmentError, SegmentErrorCode
@@ -69,6 +70,12 @@ def _actor(request: Request) -> str:
     if viewer.role == Role.GUIDE:
         raise HTTPException(status_code=403, detail="segments span every store: not for guides")
     return viewer.actor
+
+
+def _exporter(request: Request) -> str:
+    """The console user behind a console export, else the API key's name (audit trail)."""
+    user = getattr(request.state, "user", None)
+    return f"console:{user.username}" if user is not None else viewer_of(request).actor
 
 
 def sync_warehouse(siyu: Siyu) -> None:
@@ -261,6 +268,10 @@ def export_segment(
         except SegmentError as error:
             raise http_error(error) from error
         content = out.read_bytes()
+    audit_export(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), actor=_exporter(request),
+        kind="segment", subject=name, detail={"format": format.value, "bytes": len(content)},
+    )  # fmt: skip
     filename = f"{name}.{format.value}".encode("ascii", "replace").decode()
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(content, media_type=_MEDIA[format], headers=headers)

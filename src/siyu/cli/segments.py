@@ -17,6 +17,7 @@ from rich.table import Table
 from siyu.bootstrap import Siyu
 from siyu.cli.context import clock_at, fail, state, stderr
 from siyu.db import transaction
+from siyu.privacy.exports import audit_export
 from siyu.segments import refresh as segments_refresh
 from siyu.segments import service as segments_service
 from siyu.segments.errors import SegmentDefinitionError, SegmentError
@@ -152,6 +153,10 @@ def export(
             )
     except SegmentError as error:
         _fail(error)
+    audit_export(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), actor="cli", kind="segment",
+        subject=name or "dsl", detail={"rows": rows, "out": str(out)},
+    )  # fmt: skip
     _echo({"rows": rows, "out": str(out), "format": export_format.value})
 
 
