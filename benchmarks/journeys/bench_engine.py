@@ -1,0 +1,198 @@
+"""The journey step engine on PostgreSQL: N enrollments through a 3-step journey with 2 worker
+processes claiming batches (`FOR UPDATE … SKIP LOCKED`), against the same steps processed one
+member at a time (one worker, batch of 1: a transaction per member step), in one run.
+
+    .venv/bin/python benchmarks/journeys/bench_engine.py [--members 20000] [--workers 2]
+        [--batch 500] [--baseline-members 2000]
+        [--postgres-url postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres]
+
+The journey is message → wait 1h → message → wait 1h → message, so each of the 3 messages is
+its own claim (5 step runs per enrollment: 3 actions that write an outbox row each, 2 waits).
+Members, enrollments and first timers are seeded with set-based SQL (enrolling is not what is
+measured); the workers are then started, wait on a barrier after bootstrapping, and the clock
+runs from the barrier until every timer is gone. Outbox dispatch is not included. Each run
+uses a scratch database (`siyu_bench_journeys_*`, dropped at the end). Issue #5 target at 1M
+enrollments with 2 workers: ≥ 10k steps/s (`--members 1000000`).
+
+Measured 2026-11-23 on the shared 2-core development machine (load average 6–11 from other
+engineers' work, PostgreSQL on the same host), `--members 20000 --baseline-members 1000`:
+    batched, 2 workers × batch 500: 1,270 steps/s (2,117 step runs/s incl. waits)
+    one member at a time:               48 steps/s
+    ratio 26.5×
+The 10k steps/s target was NOT reached here. Per step the engine now spends its time in
+PostgreSQL round trips (executemany of the batch's inserts/updates, pipelined) and the ORM
+update of the enrollment row; earlier figures on the same machine were 268–294 steps/s before
+the batch write path (timers deleted in one statement, step runs / timers / outbox rows as
+multi-row inserts, compiled templates cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Barrier
+
+import sqlalchemy as sa
+
+from siyu.bootstrap import bootstrap
+from siyu.channels import journey_runtime
+from siyu.clock import FixedClock
+from siyu.config import Settings
+from siyu.db import transaction
+from siyu.journeys import service as journey_service
+from siyu.journeys.engine import run_due_steps
+from siyu.migrations.runner import upgrade
+
+START = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
+DONE_BY = datetime(2026, 6, 18, 6, 0, tzinfo=UTC)  # all three messages are due by then
+JOURNEY = """
+name: bench-three-steps
+trigger: {type: event, event: bench_started}
+steps:
+  - {id: first, type: action, action: send_message, params: {body: "1 for {{ member.name }}"}}
+  - {id: gap1, type: wait, duration: {hours: 1}}
+  - {id: second, type: action, action: send_message, params: {body: "2 for {{ member.name }}"}}
+  - {id: gap2, type: wait, duration: {hours: 1}}
+  - {id: third, type: action, action: send_message, params: {body: "3 for {{ member.name }}"}}
+"""
+
+
+def _settings(url: str) -> Settings:
+    return Settings(environment="test", data_dir="/tmp/journeys/bench", database_url=url)
+
+
+def _scratch(admin_url: str, name: str) -> str:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return url
+
+
+def _drop(admin_url: str, name: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def seed(url: str, members: int) -> None:
+    """Members, the journey, and one active enrollment with a due first timer per member."""
+    siyu = bootstrap(_settings(url), clock=FixedClock(START), migrate=False)
+    with transaction(siyu.session_factory) as db:
+        journey_service.apply_definition(
+            db_session=db, now=START, text=JOURNEY, actions=journey_runtime(siyu).actions
+        )
+    statements = [
+        "INSERT INTO members (name, gender, store_code, registered_at, created_at, updated_at) "
+        "SELECT 'Member ' || g, 'F', 'SH001', :at, :at, :at FROM generate_series(1, :n) AS g",
+        "INSERT INTO journey_enrollments (journey_id, version, member_id, occurrence_key, state, "
+        "current_step, step_started_at, context, visits, entered_at) "
+        "SELECT j.id, 1, m.id, 'bench', 'active', 'first', :at, '{}', '{\"first\": 1}', :at "
+        "FROM members m CROSS JOIN journeys j",
+        "INSERT INTO journey_timers (enrollment_id, journey_id, step_id, reason, due_at) "
+        "SELECT id, journey_id, 'first', 'run', :at FROM journey_enrollments",
+    ]
+    with siyu.engine.begin() as connection:
+        for statement in statements:
+            connection.execute(sa.text(statement), {"at": START, "n": members})
+    with siyu.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("ANALYZE"))
+    siyu.close()
+
+
+def _worker(url: str, batch: int, barrier: Barrier) -> None:
+    siyu = bootstrap(_settings(url), clock=FixedClock(DONE_BY), migrate=False)
+    runtime = journey_runtime(siyu)
+    barrier.wait()
+    while True:
+        if run_due_steps(runtime=runtime, now=DONE_BY, batch_size=batch) == 0:
+            with siyu.engine.connect() as connection:
+                left = connection.scalar(sa.text("SELECT count(*) FROM journey_timers"))
+            if not left:
+                break
+            time.sleep(0.02)  # the other worker holds the rest (SKIP LOCKED): look again
+    siyu.close()
+
+
+def run(url: str, *, workers: int, batch: int) -> float:
+    """Seconds from the start barrier until every timer is gone."""
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(workers + 1)
+    processes = [spawn.Process(target=_worker, args=(url, batch, barrier)) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for process in processes:
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit(f"worker exited with {process.exitcode}")
+    return time.perf_counter() - started
+
+
+def counts(url: str) -> tuple[int, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        runs = int(connection.scalar(sa.text("SELECT count(*) FROM journey_step_runs")) or 0)
+        messages = int(connection.scalar(sa.text("SELECT count(*) FROM delivery_outbox")) or 0)
+    engine.dispose()
+    return runs, messages
+
+
+def measure(admin_url: str, name: str, members: int, *, workers: int, batch: int) -> float:
+    url = _scratch(admin_url, name)
+    try:
+        seed(url, members)
+        seconds = run(url, workers=workers, batch=batch)
+        runs, messages = counts(url)
+    finally:
+        _drop(admin_url, name)
+    if (runs, messages) != (5 * members, 3 * members):
+        raise SystemExit(f"{name}: {runs} step runs, {messages} messages for {members} members")
+    rate = messages / seconds
+    print(
+        f"{name:<22} {members:>9,} enrollments  {workers} worker(s) × batch {batch:<4} "
+        f"{seconds:8.2f}s  {rate:10,.0f} steps/s  ({runs / seconds:,.0f} step runs/s incl. waits)",
+        flush=True,
+    )
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--baseline-members", type=int, default=2_000)
+    parser.add_argument(
+        "--postgres-url", default="postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    ours = measure(
+        args.postgres_url,
+        "siyu_bench_journeys",
+        args.members,
+        workers=args.workers,
+        batch=args.batch,
+    )
+    baseline = measure(
+        args.postgres_url,
+        "siyu_bench_journeys_one",
+        min(args.baseline_members, args.members),
+        workers=1,
+        batch=1,
+    )
+    print(
+        f"batched engine: {ours:,.0f} steps/s; one member at a time: {baseline:,.0f} steps/s; "
+        f"ratio {ours / baseline:.1f}×  (target ≥ 10,000 steps/s at 1M on 2 workers)"
+    )
+
+
+if __name__ == "__main__":
+    main()
