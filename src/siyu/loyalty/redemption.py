@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from siyu.ingest.models import Event
+from siyu.loyalty import redeem_write
 from siyu.loyalty.coupons import Cart, CouponTerms, quote, stacking_refusal
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from siyu.loyalty.issuance import SHANGHAI, coupon_event
@@ -141,24 +142,46 @@ def usable_coupons(
     return sorted((q for q in quotes if q.usable), key=lambda q: (-q.discount_fen, q.valid_until))
 
 
-def _load(
-    db_session: Session, member_id: int, coupon_ids: list[int]
-) -> list[tuple[Coupon, CouponTemplate]]:
-    rows = db_session.execute(
-        sa.select(Coupon, CouponTemplate)
+def _load_statement() -> sa.Select[Coupon, CouponTemplate, bool]:
+    """Built once: the coupons (by id), their templates and the replay check of an order."""
+    replayed = (
+        sa.exists()
+        .where(
+            CouponRedemption.order_no == sa.bindparam("replay_of"),
+            CouponRedemption.state == RedemptionState.REDEEMED.value,
+        )
+        .label("replayed")
+    )
+    return (
+        sa.select(Coupon, CouponTemplate, replayed)
         .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
-        .where(Coupon.id.in_(coupon_ids))
+        .where(Coupon.id.in_(sa.bindparam("coupon_ids", expanding=True)))
         .order_by(Coupon.id)
         .execution_options(populate_existing=True)
-    ).all()
-    found = {c.id: (c, t) for c, t in rows if c.member_id == member_id}
+    )
+
+
+_LOAD = _load_statement()
+
+
+def _load(
+    db_session: Session, member_id: int, coupon_ids: list[int], *, replay_of: str | None = None
+) -> tuple[list[tuple[Coupon, CouponTemplate]], bool]:
+    """The member's coupons with their templates, in id order, and (in the same round trip)
+    whether order `replay_of` already has a standing redemption."""
+    rows = db_session.execute(_LOAD, {"coupon_ids": coupon_ids, "replay_of": replay_of}).all()
+    if replay_of is not None and any(row[2] for row in rows):
+        return [], True
+    found = {c.id: (c, t) for c, t, _ in rows if c.member_id == member_id}
     missing = sorted(set(coupon_ids) - set(found))
     if missing:
+        if replay_of is not None and _has_redemption(db_session, replay_of):
+            return [], True
         raise LoyaltyError(
             LoyaltyErrorCode.COUPON_NOT_FOUND,
             f"member {member_id} holds no coupon {', '.join(map(str, missing))}",
         )
-    return [found[i] for i in sorted(found)]
+    return [found[i] for i in sorted(found)], False
 
 
 def validate_coupons(
@@ -172,9 +195,24 @@ def validate_coupons(
     order_no: str | None = None,
 ) -> Validation:
     """Check that these coupons can be used together on this cart now; nothing is written."""
+    _require_distinct(coupon_ids)
+    pairs, _ = _load(db_session, member_id, coupon_ids)
+    return _validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
+
+
+def _require_distinct(coupon_ids: list[int]) -> None:
     if not coupon_ids or len(set(coupon_ids)) != len(coupon_ids):
         raise LoyaltyError(LoyaltyErrorCode.COUPON_NOT_USABLE, "give distinct coupon ids")
-    pairs = _load(db_session, member_id, coupon_ids)
+
+
+def _validate_pairs(
+    pairs: list[tuple[Coupon, CouponTemplate]],
+    *,
+    cart: Cart,
+    now: datetime,
+    tz: ZoneInfo,
+    order_no: str | None,
+) -> Validation:
     for coupon, _ in pairs:
         _require_free(coupon, now, order_no)
     quotes = [_quote(c, t, cart, now, tz) for c, t in pairs]
@@ -279,20 +317,20 @@ def redeem_coupons(
     tz: ZoneInfo = SHANGHAI,
     coupon_ids: list[int] | None = None,
 ) -> list[RedemptionRecord]:
-    """Use the coupons on the order (those reserved for it when none are named); once per order."""
-    if _has_redemption(db_session, order_no):
-        return redemptions_for_order(db_session, order_no=order_no, state=RedemptionState.REDEEMED)
+    """Use the coupons on the order (those reserved for it when none are named); once per order.
+    Hot path (coupons named): one read (coupons, templates and the replay check together) and,
+    on PostgreSQL, one write statement per coupon (redeem_write.redeem_in_one_statement)."""
     if coupon_ids is None:
+        if _has_redemption(db_session, order_no):
+            return redemptions_for_order(
+                db_session, order_no=order_no, state=RedemptionState.REDEEMED
+            )
         coupon_ids = _reserved_for(db_session, member_id, order_no, now)
-    validation = validate_coupons(
-        db_session,
-        member_id=member_id,
-        coupon_ids=coupon_ids,
-        cart=cart,
-        now=now,
-        tz=tz,
-        order_no=order_no,
-    )
+    _require_distinct(coupon_ids)
+    pairs, replayed = _load(db_session, member_id, coupon_ids, replay_of=order_no)
+    if replayed:
+        return redemptions_for_order(db_session, order_no=order_no, state=RedemptionState.REDEEMED)
+    validation = _validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
     return [
         _mark_redeemed(db_session, q, member_id, order_no, cart, now) for q in validation.coupons
     ]
@@ -337,55 +375,23 @@ def _mark_redeemed(
     cart: Cart,
     now: datetime,
 ) -> RedemptionRecord:
-    c = _coupons.c
-    mine = (c.state == CouponState.RESERVED) & (c.reservation_key == order_no)
-    changed = db_session.execute(
-        sa.update(_coupons)
-        .where(c.id == q.coupon_id, c.member_id == member_id, c.valid_until > now)
-        .where(_free(now) | mine)
-        .values(
-            state=CouponState.REDEEMED,
-            reservation_key=None,
-            reservation_expires_at=None,
-            updated_at=now,
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    if changed != 1:
-        raise LoyaltyError(
-            LoyaltyErrorCode.COUPON_STATE_CONFLICT,
-            f"coupon {q.coupon_id} was taken by a concurrent request",
-        )
-    r = cast(sa.Table, CouponRedemption.__table__)
-    values = {
-        "coupon_id": q.coupon_id,
-        "template_id": q.template_id,
-        "member_id": member_id,
-        "order_no": order_no,
-        "state": RedemptionState.REDEEMED.value,
-        "active": 1,
-        "discount_fen": q.discount_fen,
-        "order_amount_fen": cart.total_fen,
-        "store_code": cart.store_code,
-        "channel": cart.channel,
-        "redeemed_at": now,
-    }
-    redemption_id = int(
-        db_session.execute(sa.insert(r).values(values).returning(r.c.id)).scalar_one()
-    )
-    properties = {
-        "coupon_id": q.coupon_id,
-        "template_code": q.template_code,
-        "order_no": order_no,
-        "discount_fen": q.discount_fen,
-    }
-    event = coupon_event(
-        type="coupon_redeemed",
-        event_id=f"coupon_redeemed:{redemption_id}",
+    redemption_id = redeem_write.redeem(
+        db_session,
+        coupon_id=q.coupon_id,
+        template_id=q.template_id,
+        template_code=q.template_code,
         member_id=member_id,
+        order_no=order_no,
+        discount_fen=q.discount_fen,
+        cart=cart,
         now=now,
-        properties=properties,
     )
-    db_session.execute(sa.insert(Event), [event])
+    return _redeemed_record(q, redemption_id, order_no, now)
+
+
+def _redeemed_record(
+    q: CouponQuote, redemption_id: int, order_no: str, now: datetime
+) -> RedemptionRecord:
     return RedemptionRecord(
         redemption_id=redemption_id,
         coupon_id=q.coupon_id,
