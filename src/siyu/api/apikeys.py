@@ -18,6 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
@@ -28,12 +29,17 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from siyu.access import apikeys
+from siyu.access import service as access_service
 from siyu.access.errors import AccessError, AccessErrorCode
 from siyu.access.schemas import Role
-from siyu.access.scope import Viewer
+from siyu.access.scope import Viewer, may_see_member, viewer_of_user
 from siyu.api.deps import SiyuDep
 from siyu.bootstrap import Siyu
 
+_MEMBER_PATH = re.compile(
+    r"^/(?:api|console)/(?:members|tags/members|coupons/wallet|points|loyalty/points|"
+    r"staff/owners)/(?P<id>\d{1,18})(?:/|$)"
+)
 _OPEN = ("/api/health", "/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect")
 _REDEEM = ("reserve", "redeem", "release", "reverse", "validate")
 _AREA_ALIASES = {"ingest": "events", "apikeys": "keys", "leaderboards": "staff"}
@@ -84,7 +90,53 @@ def install_api_auth(app: FastAPI, siyu: Siyu) -> None:
         if not principal.allows(scope):
             return _refuse(403, AccessErrorCode.MISSING_SCOPE, f"this key lacks scope {scope}")
         request.state.viewer = principal.viewer
+        if not await run_in_threadpool(_may_open_member_path, siyu, principal.viewer, path):
+            return _refuse_missing_member()
         return await call_next(request)
+
+
+def install_member_path_guard(app: FastAPI, siyu: Siyu) -> None:
+    """Console requests for a member page outside the signed-in user's scope answer 404.
+
+    Must be installed before the console's session middleware (so it runs inside it).
+    """
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if path.startswith("/console/") and _MEMBER_PATH.match(path):
+            user_id = request.session.get("user_id") if "session" in request.scope else None
+            if isinstance(user_id, int):
+                user = await run_in_threadpool(
+                    access_service.get_user, session_factory=siyu.session_factory, user_id=user_id
+                )
+                viewer = None if user is None else viewer_of_user(user)
+                if viewer is not None and not await run_in_threadpool(
+                    _may_open_member_path, siyu, viewer, path
+                ):
+                    return _refuse_missing_member()
+        return await call_next(request)
+
+
+def _may_open_member_path(siyu: Siyu, viewer: Viewer, path: str) -> bool:
+    """Whether a path naming a member (points, wallet, tags, 360…) is in the viewer's scope.
+
+    A route-level backstop for domains whose services do not take a Viewer yet: the member id
+    in the path must be visible to the caller, whatever the router does next.
+    """
+    match = _MEMBER_PATH.match(path)
+    if match is None or viewer.sees_everything:
+        return True
+    with siyu.session_factory() as session:
+        return may_see_member(session, viewer, int(match.group("id")))
+
+
+def _refuse_missing_member() -> JSONResponse:
+    return JSONResponse(
+        {"detail": {"code": "member_not_found", "message": "no such member"}}, status_code=404
+    )
 
 
 def _refuse(status: int, code: AccessErrorCode, message: str) -> JSONResponse:

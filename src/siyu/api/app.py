@@ -43,6 +43,7 @@ def create_app(siyu: Siyu) -> FastAPI:
 
     app.include_router(apikeys.router)
     apikeys.install_api_auth(app, siyu)
+    apikeys.install_member_path_guard(app, siyu)  # console member paths by scope (issue #8)
     from siyu.api import privacy, staff, tasks  # people and trust (issue #8)
 
     app.include_router(staff.router)
