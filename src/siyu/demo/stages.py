@@ -284,6 +284,21 @@ def save_segments(context: DemoContext) -> str:
     return "segments: " + ", ".join(f"{name} {count:,}" for name, count in counts.items())
 
 
+def wecom_channel(context: DemoContext) -> str:
+    """Channel codes (活码) for real guides, customers scanning them through the real callback
+    endpoint and worker (on the simulated WeCom), a group, confirmed staff sends."""
+    from siyu.channels.wecom import demo as wecom_demo
+
+    return wecom_demo.populate(context.siyu, now=context.now)
+
+
+def staff_and_attribution(context: DemoContext) -> str:
+    """Owner guide and store for every member, guide tasks, a store PK contest, an API key."""
+    from siyu.staff import demo as staff_demo
+
+    return staff_demo.populate(context.siyu, now=context.now)
+
+
 def set_up_points(context: DemoContext) -> str:
     """A three-level tier programme and a "5 teas, 1 free" stamp card; the worker stage then
     earns points for the imported order history and places members in tiers."""
@@ -428,7 +443,9 @@ STAGES: tuple[DemoStage, ...] = (
     DemoStage("generate", generate_brand),
     DemoStage("import", import_brand),
     DemoStage("users", create_users),
+    DemoStage("wecom", wecom_channel),
     DemoStage("warehouse", sync_warehouse),
+    DemoStage("staff", staff_and_attribution),
     DemoStage("tags", define_tags),
     DemoStage("profiles", refresh_profiles),
     DemoStage("segments", save_segments),
