@@ -74,19 +74,35 @@ def _upsert_account(db_session: Session, member_id: int, now: datetime) -> None:
         db_session.execute(sqlite_insert(PointsAccount).values(values).on_conflict_do_nothing())
 
 
-def lock_account(db_session: Session, *, member_id: int, now: datetime) -> PointsAccount:
-    """Take the member's account row lock (creating the row on first use) and return it."""
-    _upsert_account(db_session, member_id, now)
+def _lock_statement(member_id: int, now: datetime) -> Any:
     # An UPDATE is the one lock that works on both stores: a row lock on PostgreSQL, the
     # database write lock on SQLite. Everything read after it sees committed concurrent work.
-    db_session.execute(
+    # RETURNING the row saves the read that would follow it.
+    return (
         sa.update(PointsAccount)
         .where(PointsAccount.member_id == member_id)
         .values(version=PointsAccount.version + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .returning(PointsAccount)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    account = db_session.get(PointsAccount, member_id, populate_existing=True)
-    assert account is not None  # inserted above
+
+
+def lock_existing_account(
+    db_session: Session, *, member_id: int, now: datetime
+) -> PointsAccount | None:
+    """Lock the member's account row if it exists (one round trip); None if it does not."""
+    found: PointsAccount | None = db_session.execute(
+        _lock_statement(member_id, now)
+    ).scalar_one_or_none()
+    return found
+
+
+def lock_account(db_session: Session, *, member_id: int, now: datetime) -> PointsAccount:
+    """Take the member's account row lock (creating the row on first use) and return it."""
+    account = lock_existing_account(db_session, member_id=member_id, now=now)
+    if account is None:
+        _upsert_account(db_session, member_id, now)
+        account = db_session.execute(_lock_statement(member_id, now)).scalar_one()
     return account
 
 
@@ -260,14 +276,22 @@ def spend(
     now: datetime,
     reference: str | None = None,
 ) -> LedgerResult:
-    """Spend points from the soonest-expiring lots; refused whole if the balance is short."""
+    """Spend points from the soonest-expiring lots; refused whole if the balance is short.
+    Hot path: one read for the replay check and the balance, one for the lots."""
     if points <= 0:
         raise LoyaltyError(LoyaltyErrorCode.INVALID_POINTS, f"points must be > 0, got {points}")
-    existing = entry_by_key(db_session, key)
-    if existing is not None:
+    replayed_id, available, pending = _key_and_balance(db_session, key=key, member_id=member_id)
+    if replayed_id is not None:
+        existing = db_session.get(PointsEntry, replayed_id)
+        assert existing is not None  # just read
         return _replayed(db_session, existing, member_id)
-    expire_due(db_session, member_id=member_id, now=now)
-    available = balance_of(db_session, member_id=member_id).points
+    lots = _active_earn_lots(db_session, member_id, now)
+    due = [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= now]
+    if due:
+        for lot in due:
+            available -= lot.remaining
+            _expire_lot(db_session, lot, now=now, key=f"expire:{lot.id}")
+        lots = [lot for lot in lots if lot not in due]
     if available < points:
         raise LoyaltyError(
             LoyaltyErrorCode.INSUFFICIENT_POINTS,
@@ -284,20 +308,62 @@ def spend(
         reference=reference,
         created_at=now,
     )
-    _draw(db_session, entry, _spendable_lots(db_session, member_id), points)
-    result = _result(db_session, entry, created=True)
-    add_event(
-        db_session,
-        type="points_spent",
-        event_id=f"points_spent:{key}",
-        member_id=member_id,
-        now=now,
-        points=points,
-        reason=reason,
-        reference=reference,
-        balance=result.balance,
+    _draw(db_session, entry, [lot for lot in lots if lot.remaining > 0], points)
+    after = available - points
+    # The key was new (checked under the lock), so its event id is new too: no existence read.
+    db_session.add(
+        Event(
+            event_id=f"points_spent:{key}",
+            type="points_spent",
+            occurred_at=now,
+            member_id=member_id,
+            identities={},
+            properties={
+                "points": points,
+                "reason": reason,
+                "reference": reference,
+                "balance": after,
+            },
+            received_at=now,
+        )
     )
-    return result
+    return LedgerResult(entry.id, EntryKind.SPEND, -points, after, pending, created=True)
+
+
+def _key_and_balance(
+    db_session: Session, *, key: str, member_id: int
+) -> tuple[int | None, int, int]:
+    """The entry already applied under `key` (if any), the member's balance and pending
+    points, in one read."""
+    of_member = PointsEntry.member_id == member_id
+    row = db_session.execute(
+        sa.select(
+            sa.select(PointsEntry.id).where(PointsEntry.idempotency_key == key).scalar_subquery(),
+            sa.select(sa.func.coalesce(sa.func.sum(PointsEntry.points), 0))
+            .where(of_member)
+            .scalar_subquery(),
+            sa.select(sa.func.coalesce(sa.func.sum(PointsEntry.pending), 0))
+            .where(of_member)
+            .scalar_subquery(),
+        )
+    ).one()
+    return (None if row[0] is None else int(row[0])), int(row[1]), int(row[2])
+
+
+def _active_earn_lots(db_session: Session, member_id: int, now: datetime) -> list[PointsLot]:
+    """Spendable lots in spending order, plus active lots already past expiry (to expire)."""
+    return list(
+        db_session.execute(
+            sa.select(PointsLot)
+            .where(
+                PointsLot.member_id == member_id,
+                PointsLot.state == LotState.ACTIVE,
+                PointsLot.kind == LotKind.EARN,
+                (PointsLot.remaining > 0) | (PointsLot.expires_at <= now),
+            )
+            .order_by(PointsLot.expires_at.is_(None), PointsLot.expires_at, PointsLot.id)
+        ).scalars()
+    )
 
 
 def _allocations(db_session: Session, entry_id: int) -> list[tuple[PointsAllocation, PointsLot]]:

@@ -112,6 +112,15 @@ def _require_member(db_session: Session, member_id: int) -> None:
         raise LoyaltyError(LoyaltyErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
 
 
+def _lock_member(db_session: Session, member_id: int, now: datetime) -> PointsAccount:
+    """Lock the member's account: one round trip when it exists (then so does the member)."""
+    account = ledger.lock_existing_account(db_session, member_id=member_id, now=now)
+    if account is None:
+        _require_member(db_session, member_id)
+        account = ledger.lock_account(db_session, member_id=member_id, now=now)
+    return account
+
+
 def _expiry(rules: EarnRules, now: datetime) -> datetime:
     return now + timedelta(days=rules.expiry_days)
 
@@ -209,8 +218,7 @@ def spend(
 ) -> LedgerResult:
     """Spend points once per key; refused whole (nothing written) if the balance is short."""
     with transaction(session_factory) as db_session:
-        _require_member(db_session, member_id)
-        ledger.lock_account(db_session, member_id=member_id, now=now)
+        _lock_member(db_session, member_id, now)
         return ledger.spend(
             db_session,
             member_id=member_id,
