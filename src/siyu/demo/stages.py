@@ -404,38 +404,69 @@ def _usable_coupon_ids(
     return [quote.coupon_id for quote in usable[:1]]
 
 
+JOURNEY_DAYS = 10  # journeys went live this many days ago; the worker catches up day by day
+
+
 def apply_journeys(context: DemoContext) -> str:
+    """Delivery policy as data (a cross-channel cap, SMS quiet hours) and the four shipped
+    journeys, published `JOURNEY_DAYS` ago so the worker has days of steps to show."""
     from siyu.channels import journey_runtime
+    from siyu.db import transaction
+    from siyu.delivery import service as delivery_service
+    from siyu.delivery.models import QuietRule
     from siyu.journeys import service, templates
 
+    live_since = context.now - timedelta(days=JOURNEY_DAYS)
     runtime = journey_runtime(context.siyu)
     applied = []
-    with context.siyu.session_factory() as session:
+    with transaction(context.siyu.session_factory) as session:
+        delivery_service.set_frequency_cap(
+            db_session=session,
+            channel="*",
+            max_messages=4,
+            window_hours=720,
+            label="4 per 30 days, all channels",
+        )
+        delivery_service.set_quiet_hours(
+            db_session=session, channel="sms", start="21:00", end="09:00", rule=QuietRule.HOLD
+        )
         for name in templates.names():
             service.apply_definition(
                 db_session=session,
-                now=context.now,
+                now=live_since,
                 text=templates.read(name),
                 actions=runtime.actions,
                 actor="demo",
             )
             applied.append(name)
-        session.commit()
     context.facts["journeys"] = applied
-    return f"journeys: {', '.join(applied)}"
+    context.facts["journeys_live_since"] = live_since.isoformat()
+    return f"journeys: {', '.join(applied)}; cap 4/30 days on every channel, SMS quiet 21:00–09:00"
 
 
 def run_worker(context: DemoContext) -> str:
+    """One worker pass per simulated day since the journeys went live, as `siyu worker --once
+    --now …` would do, so step counts, holds, caps and conversions have history."""
     from siyu.channels import build_channels, journey_runtime
     from siyu.channels.base import ChannelSettings
     from siyu.journeys.worker import run_once
 
     runtime = journey_runtime(context.siyu)
     channels = build_channels(ChannelSettings(), utc_now=context.siyu.clock.now)
-    report = run_once(runtime=runtime, channels=channels, now=context.now)
+    enrolled = steps = 0
+    deliveries: dict[str, int] = {}
+    for days_ago in range(JOURNEY_DAYS, -1, -1):
+        report = run_once(
+            runtime=runtime, channels=channels, now=context.now - timedelta(days=days_ago)
+        )
+        enrolled += report.enrolled
+        steps += report.steps
+        for outcome, count in (report.deliveries or {}).items():
+            deliveries[outcome] = deliveries.get(outcome, 0) + count
+    context.facts["worker"] = {"enrolled": enrolled, "steps": steps, "deliveries": deliveries}
     return (
-        f"worker: {report.enrolled} enrolled, {report.steps} steps, "
-        f"deliveries {report.deliveries or {}}, hooks {report.hooks}"
+        f"worker: {JOURNEY_DAYS + 1} daily passes, {enrolled} enrolled, {steps} steps, "
+        f"deliveries {deliveries}"
     )
 
 
