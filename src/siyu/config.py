@@ -48,7 +48,16 @@ class Settings(BaseSettings):
 
     @property
     def resolved_warehouse_url(self) -> str:
-        return self.warehouse_url or f"duckdb:///{self.data_dir / 'warehouse.duckdb'}"
+        """The DuckDB warehouse (the sync target): always present, even beside ClickHouse."""
+        if self.warehouse_url and self.warehouse_url.startswith("duckdb://"):
+            return self.warehouse_url
+        return f"duckdb:///{self.data_dir / 'warehouse.duckdb'}"
+
+    @property
+    def clickhouse_url(self) -> str | None:
+        """`clickhouse://…` or `chdb://PATH` when segments run on ClickHouse (ADR 0003)."""
+        url = self.warehouse_url
+        return url if url and url.startswith(("clickhouse://", "chdb://")) else None
 
     @property
     def uses_embedded_storage(self) -> bool:

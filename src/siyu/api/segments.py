@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,6 +81,21 @@ def _exporter(request: Request) -> str:
 
 def sync_warehouse(siyu: Siyu) -> None:
     sync_all(session_factory=siyu.session_factory, warehouse=siyu.warehouse, tz=siyu.settings.tz)
+    _last_sync[id(siyu)] = time.monotonic()
+
+
+# When each process-wide Siyu last synced, so live previews sync at most every N seconds.
+_last_sync: dict[int, float] = {}
+LIVE_SYNC_SECONDS = 30.0
+
+
+def sync_warehouse_throttled(siyu: Siyu, *, every: float = LIVE_SYNC_SECONDS) -> bool:
+    """Sync unless this process synced less than `every` seconds ago; returns whether it did."""
+    last = _last_sync.get(id(siyu))
+    if last is not None and time.monotonic() - last < every:
+        return False
+    sync_warehouse(siyu)
+    return True
 
 
 def preview(siyu: Siyu, body: PreviewRequest, *, sync: bool) -> dict[str, Any]:
@@ -89,7 +105,7 @@ def preview(siyu: Siyu, body: PreviewRequest, *, sync: bool) -> dict[str, Any]:
     try:
         with siyu.session_factory() as db:
             result = segments_service.preview_segment(
-                warehouse=siyu.warehouse,
+                warehouse=siyu.segment_warehouse,
                 definition=body.definition,
                 now=body.now or siyu.clock.now(),
                 session=db,
@@ -214,7 +230,7 @@ def refresh_segment(
     try:
         result = segments_refresh.refresh_segment(
             session_factory=siyu.session_factory,
-            warehouse=siyu.warehouse,
+            warehouse=siyu.segment_warehouse,
             name=name,
             now=siyu.clock.now(),
             force=force,
@@ -257,7 +273,7 @@ def export_segment(
         try:
             with siyu.session_factory() as db:
                 segments_service.export_segment(
-                    warehouse=siyu.warehouse,
+                    warehouse=siyu.segment_warehouse,
                     definition={"segment": name},
                     now=siyu.clock.now(),
                     out=out,

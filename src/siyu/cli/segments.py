@@ -7,6 +7,8 @@ to date with the operational store (`--no-sync` skips it when you know it is cur
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +24,7 @@ from siyu.segments import refresh as segments_refresh
 from siyu.segments import service as segments_service
 from siyu.segments.errors import SegmentDefinitionError, SegmentError
 from siyu.segments.schemas import ExportFormat, Schedule
+from siyu.warehouse.clickhouse import ClickHouseWarehouse, export_to_clickhouse
 from siyu.warehouse.sync import sync_all
 
 segment_app = typer.Typer(help="Segments (圈人): preview, save, snapshot, diff, export (issue #4).")
@@ -35,8 +38,46 @@ Sync = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 
 
+warehouse_app = typer.Typer(help="The warehouse segments run on (DuckDB, or ClickHouse: ADR 0003).")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(segment_app, name="segment")
+    app.add_typer(warehouse_app, name="warehouse")
+
+
+@warehouse_app.command("export-to-clickhouse")
+def export_to_clickhouse_command(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="clickhouse://… or chdb://PATH (default SIYU_WAREHOUSE_URL)."),
+    ] = None,
+    sync: Sync = True,
+    as_json: AsJson = False,
+) -> None:
+    """Sync DuckDB, then replace every warehouse table in ClickHouse by DuckDB's rows."""
+    siyu = _siyu(ctx, None, sync)
+    target_url = url or siyu.settings.clickhouse_url
+    if target_url is None:
+        fail(
+            "no ClickHouse warehouse: pass --url or set SIYU_WAREHOUSE_URL (clickhouse:// or chdb://)"
+        )
+        return
+    target = siyu.segment_warehouse if url is None else ClickHouseWarehouse.from_url(target_url)
+    assert isinstance(target, ClickHouseWarehouse)
+    scratch = Path(tempfile.mkdtemp(prefix="siyu-export-"))
+    try:
+        copied = export_to_clickhouse(source=siyu.warehouse, target=target, scratch=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if target is not siyu.segment_warehouse:
+            target.close()
+    if as_json:
+        _echo(copied)
+        return
+    for table, rows in copied.items():
+        typer.echo(f"{table}: {rows:,} rows")
 
 
 def read_dsl(text: str) -> dict[str, Any]:
@@ -81,7 +122,7 @@ def count(ctx: typer.Context, dsl: Dsl, now: Now = None, sync: Sync = True) -> N
     try:
         with siyu.session_factory() as db:
             number = segments_service.count_members(
-                warehouse=siyu.warehouse,
+                warehouse=siyu.segment_warehouse,
                 definition=read_dsl(dsl),
                 now=siyu.clock.now(),
                 session=db,
@@ -105,7 +146,7 @@ def sample(
     try:
         with siyu.session_factory() as db:
             preview = segments_service.preview_segment(
-                warehouse=siyu.warehouse,
+                warehouse=siyu.segment_warehouse,
                 definition=read_dsl(dsl),
                 now=siyu.clock.now(),
                 session=db,
@@ -143,7 +184,7 @@ def export(
     try:
         with siyu.session_factory() as db:
             rows = segments_service.export_segment(
-                warehouse=siyu.warehouse,
+                warehouse=siyu.segment_warehouse,
                 definition=definition,
                 now=siyu.clock.now(),
                 out=out,
@@ -248,7 +289,7 @@ def refresh(
         if name is None:
             results = segments_refresh.refresh_due_segments(
                 session_factory=siyu.session_factory,
-                warehouse=siyu.warehouse,
+                warehouse=siyu.segment_warehouse,
                 now=siyu.clock.now(),
                 timezone=siyu.settings.tz,
             )
@@ -256,7 +297,7 @@ def refresh(
             results = [
                 segments_refresh.refresh_segment(
                     session_factory=siyu.session_factory,
-                    warehouse=siyu.warehouse,
+                    warehouse=siyu.segment_warehouse,
                     name=name,
                     now=siyu.clock.now(),
                     force=force,

@@ -30,6 +30,7 @@ WORKER_HOOKS: tuple[str, ...] = (
     "siyu.channels.wecom.worker:run_wecom_pass",  # callback inbox, staff-send results/reminders
     "siyu.staff.jobs:expire_overdue_tasks",  # guide tasks past due (issue #8)
     "siyu.staff.jobs:attribute_new_members",  # owner guide/store of new members (issue #8)
+    "siyu.segments.jobs:refresh_scheduled_segments",  # saved segments due by schedule (#4)
 )
 
 

@@ -5,10 +5,16 @@ Same tables as the DuckDB warehouse (`schema.py`), translated once: nullable col
 by its primary key so a re-synced row replaces the old one. Every query runs with the setting
 `final = 1`, so readers never see a replaced row twice before ClickHouse merges parts.
 
-URLs: `clickhouse://user:password@host:8123/database` (a server) or `chdb:///path` /
-`chdb://` (in-process chDB; one data path per process, each warehouse in its own database).
+URLs: `clickhouse://user:password@host:8123/database` (a server) or `chdb:///abs/path` /
+`chdb://` (in-process chDB, database `siyu`; chDB allows one data path per process).
 `.query(sql, params)` takes ClickHouse SQL with `?` placeholders; the values are bound as
-literals escaped by SQLGlot.
+literals escaped by SQLGlot. Sessions run in UTC (`session_timezone`), so naive-UTC instants
+loaded from Parquet and timestamp literals in compiled SQL mean the same instants.
+
+Loading (ADR 0003): the warehouse sync writes DuckDB only; `export_to_clickhouse` copies every
+warehouse table from DuckDB into ClickHouse (each table replaced whole, through Parquet files:
+`file()` for chDB, `insert_arrow` for a server), including `sync_state` and `order_totals`, so
+segments on ClickHouse read the same order totals as on DuckDB.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import sqlglot
 from sqlglot import exp
 
+from siyu.warehouse.duckdb import DuckDBWarehouse
 from siyu.warehouse.schema import WAREHOUSE_TABLES
 
 ORDERS_VIEW_CLICKHOUSE = """
@@ -47,6 +55,8 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class _Backend(Protocol):
     def execute(self, sql: str) -> list[tuple[Any, ...]]: ...
 
+    def load_parquet(self, table: str, columns: Sequence[str], path: Path) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -60,6 +70,7 @@ class _ChdbBackend:
         self.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
         self.execute(f"USE {database}")
         self.execute("SET final = 1")
+        self.execute("SET session_timezone = 'UTC'")
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
         cursor = self._connection.cursor()
@@ -68,6 +79,11 @@ class _ChdbBackend:
             return list(cursor.fetchall() or [])
         finally:
             cursor.close()
+
+    def load_parquet(self, table: str, columns: Sequence[str], path: Path) -> None:
+        names = ", ".join(columns)
+        source = exp.Literal.string(str(path)).sql(dialect="clickhouse")
+        self.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM file({source}, Parquet)")
 
     def close(self) -> None:
         self._connection.close()
@@ -93,12 +109,17 @@ class _ServerBackend:
             username=parsed.username or "default",
             password=parsed.password or "",
             database=database,
-            settings={"final": 1},
+            settings={"final": 1, "session_timezone": "UTC"},
         )
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
         result = self._client.query(sql)
         return [tuple(row) for row in result.result_rows]
+
+    def load_parquet(self, table: str, columns: Sequence[str], path: Path) -> None:
+        import pyarrow.parquet as pa_parquet
+
+        self._client.insert_arrow(table, pa_parquet.read_table(path, columns=list(columns)))
 
     def close(self) -> None:
         self._client.close()
@@ -122,7 +143,10 @@ class ClickHouseWarehouse:
         if url.startswith("clickhouse://"):
             return cls(_ServerBackend(url))
         if url.startswith("chdb://"):
-            return cls.in_process(path=url.removeprefix("chdb://").removeprefix("/") or ":memory:")
+            # chdb:///abs/path, chdb://relative/path, or chdb:// (in memory); the database is
+            # always `siyu`, so a persistent path is found again by the next process.
+            path = url.removeprefix("chdb://") or ":memory:"
+            return cls.in_process(path=path, database="siyu")
         raise ValueError(f"not a ClickHouse URL: {url}")
 
     @classmethod
@@ -153,8 +177,41 @@ class ClickHouseWarehouse:
         statement = exp.Insert(this=target, expression=values)
         self._backend.execute(statement.sql(dialect="clickhouse"))
 
+    def load_parquet(self, table: str, columns: Sequence[str], path: Path) -> None:
+        """Append the rows of a Parquet file (column names as in the warehouse schema)."""
+        self._backend.load_parquet(_checked(table), [_checked(c) for c in columns], path)
+
     def close(self) -> None:
         self._backend.close()
+
+
+def export_to_clickhouse(
+    *, source: DuckDBWarehouse, target: ClickHouseWarehouse, scratch: Path
+) -> dict[str, int]:
+    """Replace every warehouse table in ClickHouse by its DuckDB rows; returns rows per table.
+
+    `sync_state` goes last, so a reader that sees the new `order_totals` guard also sees the
+    order lines it covers (until then the guard fails and segments read the view)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    copied: dict[str, int] = {}
+    tables = [t for t in WAREHOUSE_TABLES if t != "sync_state"] + ["sync_state"]
+    for table in tables:
+        columns = _column_names(table)
+        path = scratch / f"{table}.parquet"
+        select = f"SELECT {', '.join(columns)} FROM {table}"
+        source.connection.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+        target.query(f"TRUNCATE TABLE {table}")
+        copied[table] = int(source.query(f"SELECT count(*) FROM {table}")[0][0])
+        if copied[table]:
+            target.load_parquet(table, columns, path)
+        path.unlink()
+    return copied
+
+
+def _column_names(table: str) -> list[str]:
+    parsed = sqlglot.parse_one(f"CREATE TABLE {table} ({WAREHOUSE_TABLES[table]})", read="duckdb")
+    assert isinstance(parsed.this, exp.Schema)
+    return [item.name for item in parsed.this.expressions if isinstance(item, exp.ColumnDef)]
 
 
 def clickhouse_table_ddl(table: str, columns: str) -> str:

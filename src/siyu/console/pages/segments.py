@@ -6,8 +6,9 @@ Decisions:
   the console session and its CSRF header, since a signed-in console user holds no API key).
 - Segments span every store, so guides do not see these pages; analysts read, HQ and
   supervisors save, refresh and delete. Samples show masked names only, never contacts.
-- Opening the builder syncs the warehouse once (incremental), so the live counts reflect the
-  operational store as of that moment; the keystroke previews themselves do not sync.
+- Opening the builder syncs the warehouse (incremental); the live counts then sync again at
+  most every `LIVE_SYNC_SECONDS` (30 s) per process, so a builder left open sees new data
+  without every keystroke paying for a sync.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ async def preview(request: Request, siyu: SiyuDep, user: CurrentUser) -> JSONRes
     except ValueError as error:
         return JSONResponse({"problems": [f"$: {error}"]}, status_code=422)
     try:
+        segments_api.sync_warehouse_throttled(siyu)
         return JSONResponse(segments_api.preview(siyu, body, sync=False))
     except HTTPException as error:
         detail = error.detail if isinstance(error.detail, dict) else {"message": error.detail}
@@ -197,7 +199,7 @@ def refresh(siyu: SiyuDep, user: CurrentUser, name: str) -> RedirectResponse:
     segments_api.sync_warehouse(siyu)
     segments_refresh.refresh_segment(
         session_factory=siyu.session_factory,
-        warehouse=siyu.warehouse,
+        warehouse=siyu.segment_warehouse,
         name=name,
         now=siyu.clock.now(),
         force=True,
