@@ -1,0 +1,61 @@
+"""A short schemathesis run against the OpenAPI spec: no input makes the API answer 5xx.
+
+Every operation gets `SIYU_FUZZ_EXAMPLES` generated requests (2 by default, so the run stays
+well under a minute on CI; raise it for a long hunt). SQLite only: the point is input
+handling, not the engine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.openapi.loaders import from_asgi
+
+from siyu.api.app import create_app
+from siyu.bootstrap import Siyu
+from tests.factories.people import seed_people
+
+EXAMPLES = int(os.environ.get("SIYU_FUZZ_EXAMPLES", "2"))
+# Found by this run in other domains' routes and reported to their owners (issue #8 notes);
+# listed so the suite stays green while they are fixed — remove an entry once it is.
+KNOWN_5XX = {
+    "POST /api/delivery/consents",  # unknown member_id → IntegrityError, should be 404/422
+    "POST /api/coupons/reserve",  # huge amounts → OverflowError (no bound on the field)
+    "POST /api/coupons/validate",  # same
+    "POST /api/points/{member_id}/pay",  # unknown member → IntegrityError
+    "POST /api/points/{member_id}/reverse",  # unknown member → IntegrityError
+}
+# 503 is the deliberate answer of the WeCom callback while no WeCom app is configured.
+NOT_CONFIGURED = {"GET /wecom/callback: 503", "POST /wecom/callback: 503"}
+# Operations that rebuild the warehouse or run a worker pass: correct but seconds each.
+_SLOW = r"/(refresh|export|issue|run|sync|erase)"
+
+
+def test_no_generated_request_makes_the_api_fail(sqlite_siyu: Siyu) -> None:
+    seed_people(sqlite_siyu.session_factory)
+    schema = from_asgi("/api/openapi.json", create_app(sqlite_siyu)).exclude(path_regex=_SLOW)
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 60  # the whole API, not an empty spec
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        def probe(case: schemathesis.Case) -> None:
+            try:
+                status = case.call().status_code
+            except Exception as error:  # the ASGI test transport re-raises a server error
+                status = 500
+                detail = type(error).__name__
+            else:
+                detail = ""
+            if status >= 500:
+                failures.append(f"{case.method} {case.path}: {status} {detail}".strip())
+
+        probe()
+    known = {f for f in failures if f.split(":")[0] in KNOWN_5XX} | NOT_CONFIGURED
+    assert sorted(set(failures) - known) == [], "\n".join(sorted(set(failures) - known))
