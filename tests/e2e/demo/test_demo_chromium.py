@@ -66,6 +66,7 @@ def test_newcomer_signs_in_finds_a_member_by_phone_and_opens_a_journey_and_a_rep
             executable_path=CHROMIUM, args=["--disable-background-networking", "--no-sandbox"]
         )
         page = browser.new_page()
+        page.set_default_timeout(90_000)  # a loaded CI machine renders the first pages slowly
         page.goto(f"{served_demo}/console/")
         page.wait_for_url("**/console/login**")
         page.fill("input[name=username]", username)
