@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from siyu.api.deps import SiyuDep
 from siyu.bootstrap import Siyu
 from siyu.db import transaction
-from siyu.loyalty import service
+from siyu.loyalty import service, template_admin
 from siyu.loyalty.coupons import Cart
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from siyu.loyalty.redemption import DEFAULT_RESERVATION_SECONDS
@@ -39,6 +39,8 @@ _STATUS = {
     LoyaltyErrorCode.MEMBER_LIMIT_REACHED: 409,
     LoyaltyErrorCode.COUPON_STATE_CONFLICT: 409,
     LoyaltyErrorCode.IDEMPOTENCY_CONFLICT: 409,
+    LoyaltyErrorCode.TEMPLATE_INACTIVE: 409,
+    LoyaltyErrorCode.ORDER_REVERSED: 409,
 }
 
 
@@ -105,6 +107,28 @@ def create_template(spec: dict[str, Any], siyu: SiyuDep) -> dict[str, Any]:
         lambda db, now: service.as_dict(
             service.create_template(db, spec=spec, now=now, actor="api")
         ),
+    )
+
+
+@router.post("/templates/{code}/pause")
+def pause_template(code: str, siyu: SiyuDep) -> dict[str, str]:
+    return _run(
+        siyu,
+        lambda db, now: {
+            "code": code,
+            "status": template_admin.pause_template(db, code=code, now=now, actor="api"),
+        },
+    )
+
+
+@router.post("/templates/{code}/resume")
+def resume_template(code: str, siyu: SiyuDep) -> dict[str, str]:
+    return _run(
+        siyu,
+        lambda db, now: {
+            "code": code,
+            "status": template_admin.resume_template(db, code=code, now=now, actor="api"),
+        },
     )
 
 

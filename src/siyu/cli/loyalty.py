@@ -1,5 +1,6 @@
 """`siyu coupon template-create FILE | templates | issue CODE --segment NAME|--members FILE |
-wallet IDENTITY | expire | roi KEY`: coupon operations from the command line."""
+wallet IDENTITY | expire | roi KEY | pause CODE | resume CODE`: coupon operations from the
+command line."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from siyu.bootstrap import Siyu
 from siyu.cli.context import clock_at, fail, state, stderr
 from siyu.db import transaction
 from siyu.identity import queries
-from siyu.loyalty import service
+from siyu.loyalty import service, template_admin
 from siyu.loyalty.errors import LoyaltyError
 
 coupon_app = typer.Typer(help="Coupon templates, issuance, wallets and expiry.")
@@ -211,3 +212,40 @@ def roi(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Issuance ke
             _echo_json(service.issuance_roi(db, issuance_key=key))
     except LoyaltyError as error:
         fail(f"{error.code.value}: {error.message}")
+
+
+def _set_status(ctx: typer.Context, code: str, now: str | None, as_json: bool, pause: bool) -> None:
+    siyu = state(ctx).siyu(clock=clock_at(now))
+    move = template_admin.pause_template if pause else template_admin.resume_template
+    try:
+        with transaction(siyu.session_factory) as db:
+            status = move(db, code=code, now=siyu.clock.now(), actor="cli")
+    except LoyaltyError as error:
+        fail(f"{error.code.value}: {error.message}")
+        return
+    if as_json:
+        _echo_json({"code": code, "status": status})
+        return
+    typer.echo(f"template {code} is {status}")
+
+
+@coupon_app.command("pause")
+def pause(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="Template code.")],
+    now: Now = None,
+    as_json: AsJson = False,
+) -> None:
+    """Stop issuing a template (issued coupons stay usable; a running issuance stops)."""
+    _set_status(ctx, code, now, as_json, pause=True)
+
+
+@coupon_app.command("resume")
+def resume(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="Template code.")],
+    now: Now = None,
+    as_json: AsJson = False,
+) -> None:
+    """Issue a paused template again (rerun a stopped issuance with its key to finish it)."""
+    _set_status(ctx, code, now, as_json, pause=False)

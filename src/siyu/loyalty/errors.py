@@ -25,6 +25,7 @@ class LoyaltyErrorCode(StrEnum):
     NOT_STACKABLE = "not_stackable"
     RESERVATION_NOT_FOUND = "reservation_not_found"
     REDEMPTION_NOT_FOUND = "redemption_not_found"
+    ORDER_REVERSED = "order_reversed"  # the order was refunded: redeem under a new order number
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     PACK_NOT_FOUND = "pack_not_found"
     ISSUANCE_NOT_FOUND = "issuance_not_found"

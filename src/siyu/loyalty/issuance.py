@@ -101,17 +101,23 @@ def _take_total(db_session: Session, template: CouponTemplate, count: int) -> in
     t = _table(CouponTemplate)
     while count > 0:
         cond = t.c.budget_total.is_(None) | (t.c.issued_count + count <= t.c.budget_total)
+        # The status is restated here too, so a pause committed after the caller read the
+        # template still stops this issue (and every later batch of a bulk issuance).
         result = db_session.execute(
             sa.update(t)
-            .where(t.c.id == template.id, cond)
+            .where(t.c.id == template.id, t.c.status == TemplateStatus.ACTIVE.value, cond)
             .values(issued_count=t.c.issued_count + count)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return count
-        # Not enough left for all: retry with exactly what remains (read under the same rules).
-        left = db_session.scalar(
-            sa.select(t.c.budget_total - t.c.issued_count).where(t.c.id == template.id)
-        )
+        # Paused, or not enough left for all: retry with exactly what remains.
+        status, left = db_session.execute(
+            sa.select(t.c.status, t.c.budget_total - t.c.issued_count).where(t.c.id == template.id)
+        ).one()
+        if status != TemplateStatus.ACTIVE:
+            raise LoyaltyError(
+                LoyaltyErrorCode.TEMPLATE_INACTIVE, f"template {template.code} is {status}"
+            )
         count = min(count - 1, int(left or 0))
     return 0
 
@@ -304,3 +310,42 @@ def _issued(coupon: Coupon, template_code: str, *, created: bool) -> IssuedCoupo
         valid_until=coupon.valid_until,
         created=created,
     )
+
+
+def void_unused(
+    db_session: Session,
+    *,
+    template_code: str,
+    member_id: int,
+    idempotency_key: str,
+    now: datetime,
+    reason: str,
+) -> str | None:
+    """Void the coupon issued under this key if it is still unused (a reward taken back);
+    returns the coupon's state afterwards (None if none was issued). A reserved or redeemed
+    coupon is left alone: the member may be at the till with it, or has used it."""
+    c = _table(Coupon)
+    template_id = sa.select(CouponTemplate.id).where(CouponTemplate.code == template_code)
+    mine = (
+        (c.c.template_id == template_id.scalar_subquery())
+        & (c.c.member_id == member_id)
+        & (c.c.issue_key == idempotency_key)
+    )
+    voided = db_session.execute(
+        sa.update(c)
+        .where(mine, c.c.state == CouponState.ISSUED.value)
+        .values(state=CouponState.VOIDED.value, updated_at=now)
+        .returning(c.c.id)
+    ).scalar_one_or_none()
+    if voided is not None:
+        event = coupon_event(
+            type="coupon_voided",
+            event_id=f"coupon_voided:{voided}",
+            member_id=member_id,
+            now=now,
+            properties={"coupon_id": voided, "template_code": template_code, "reason": reason},
+        )
+        db_session.execute(sa.insert(_table(Event)), [event])
+        return CouponState.VOIDED.value
+    state = db_session.scalar(sa.select(c.c.state).where(mine))
+    return None if state is None else str(state)

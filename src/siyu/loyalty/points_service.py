@@ -24,6 +24,7 @@ from siyu.identity.models import Member
 from siyu.loyalty import earn_rules, ledger, stamps, tiers
 from siyu.loyalty.earn_rules import Behaviour, EarnRules
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
+from siyu.loyalty.issuance import void_unused
 from siyu.loyalty.ledger import Balance, LedgerResult, ReversalPolicy
 from siyu.loyalty.models_points import (
     EntryKind,
@@ -539,23 +540,41 @@ def _give_stamp_reward(
         )
         given.append(f"{card.reward_points} points")
     if card.reward_coupon:
-        given.append(
-            _issue_coupon(
-                db_session,
-                code=card.reward_coupon,
-                member_id=member_id,
-                key=key,
-                now=completion.created_at,
-            )
-        )
+        given.append(_reward_coupon(db_session, card.reward_coupon, member_id, key, completion))
     return ", ".join(given)
+
+
+def _reward_coupon(
+    db_session: Session, code: str, member_id: int, key: str, completion: StampCompletion
+) -> str:
+    """Issue the card's reward coupon; a refusal (template paused, budget spent) is recorded on
+    the completion instead of failing the whole batch of orders it was earned in."""
+    try:
+        with db_session.begin_nested():
+            return _issue_coupon(
+                db_session, code=code, member_id=member_id, key=key, now=completion.created_at
+            )
+    except LoyaltyError as refused:
+        return f"coupon {code} not issued ({refused.code.value})"[:120]
 
 
 def _take_stamp_reward(
     db_session: Session, member_id: int, completion: StampCompletion, card: StampCard
 ) -> None:
+    """A refund revoked the completion: reverse its points and void its coupon if unused."""
+    key = f"stamp:{card.code}:{member_id}:{completion.seq}"
+    if card.reward_coupon:
+        state = void_unused(
+            db_session,
+            template_code=card.reward_coupon,
+            member_id=member_id,
+            idempotency_key=key,
+            now=completion.revoked_at or completion.created_at,
+            reason=f"stamp card {card.code} completion {completion.seq} revoked",
+        )
+        if state is not None:
+            completion.reward = f"{completion.reward}; coupon {state}"[:200]
     if card.reward_points:
-        key = f"stamp:{card.code}:{member_id}:{completion.seq}"
         ledger.reverse_earn(
             db_session,
             member_id=member_id,

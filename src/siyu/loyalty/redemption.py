@@ -142,18 +142,20 @@ def usable_coupons(
     return sorted((q for q in quotes if q.usable), key=lambda q: (-q.discount_fen, q.valid_until))
 
 
-def _load_statement() -> sa.Select[Coupon, CouponTemplate, bool]:
-    """Built once: the coupons (by id), their templates and the replay check of an order."""
-    replayed = (
-        sa.exists()
-        .where(
-            CouponRedemption.order_no == sa.bindparam("replay_of"),
-            CouponRedemption.state == RedemptionState.REDEEMED.value,
-        )
-        .label("replayed")
+def _load_statement() -> sa.Select[Coupon, CouponTemplate, str | None]:
+    """Built once: the coupons (by id), their templates, and what an order already did
+    ('redeemed' if it has a standing redemption, else 'reversed' if it was refunded)."""
+    r = CouponRedemption
+    prior = (
+        sa.select(r.state)
+        .where(r.order_no == sa.bindparam("order_no"))
+        .order_by(sa.case((r.state == RedemptionState.REDEEMED.value, 0), else_=1))
+        .limit(1)
+        .scalar_subquery()
+        .label("prior")
     )
     return (
-        sa.select(Coupon, CouponTemplate, replayed)
+        sa.select(Coupon, CouponTemplate, prior)
         .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
         .where(Coupon.id.in_(sa.bindparam("coupon_ids", expanding=True)))
         .order_by(Coupon.id)
@@ -165,23 +167,24 @@ _LOAD = _load_statement()
 
 
 def _load(
-    db_session: Session, member_id: int, coupon_ids: list[int], *, replay_of: str | None = None
-) -> tuple[list[tuple[Coupon, CouponTemplate]], bool]:
+    db_session: Session, member_id: int, coupon_ids: list[int], *, order_no: str | None = None
+) -> tuple[list[tuple[Coupon, CouponTemplate]], str | None]:
     """The member's coupons with their templates, in id order, and (in the same round trip)
-    whether order `replay_of` already has a standing redemption."""
-    rows = db_session.execute(_LOAD, {"coupon_ids": coupon_ids, "replay_of": replay_of}).all()
-    if replay_of is not None and any(row[2] for row in rows):
-        return [], True
+    what order `order_no` already did: 'redeemed', 'reversed' or None."""
+    rows = db_session.execute(_LOAD, {"coupon_ids": coupon_ids, "order_no": order_no}).all()
+    prior = rows[0][2] if rows and order_no is not None else None
+    if prior is not None:
+        return [], str(prior)
     found = {c.id: (c, t) for c, t, _ in rows if c.member_id == member_id}
     missing = sorted(set(coupon_ids) - set(found))
     if missing:
-        if replay_of is not None and _has_redemption(db_session, replay_of):
-            return [], True
+        if order_no is not None and _has_redemption(db_session, order_no):
+            return [], RedemptionState.REDEEMED.value
         raise LoyaltyError(
             LoyaltyErrorCode.COUPON_NOT_FOUND,
             f"member {member_id} holds no coupon {', '.join(map(str, missing))}",
         )
-    return [found[i] for i in sorted(found)], False
+    return [found[i] for i in sorted(found)], None
 
 
 def validate_coupons(
@@ -327,9 +330,16 @@ def redeem_coupons(
             )
         coupon_ids = _reserved_for(db_session, member_id, order_no, now)
     _require_distinct(coupon_ids)
-    pairs, replayed = _load(db_session, member_id, coupon_ids, replay_of=order_no)
-    if replayed:
+    pairs, prior = _load(db_session, member_id, coupon_ids, order_no=order_no)
+    if prior == RedemptionState.REDEEMED:
         return redemptions_for_order(db_session, order_no=order_no, state=RedemptionState.REDEEMED)
+    if prior == RedemptionState.REVERSED:
+        # Decided: a refunded order is closed; a new sale needs a new order number (the
+        # UNIQUE(coupon_id, order_no) key must keep meaning "this coupon on this order").
+        raise LoyaltyError(
+            LoyaltyErrorCode.ORDER_REVERSED,
+            f"order {order_no} was refunded; redeem under a new order number",
+        )
     validation = _validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
     return [
         _mark_redeemed(db_session, q, member_id, order_no, cart, now) for q in validation.coupons

@@ -3,9 +3,10 @@
 
 A refund voids the order's stamp. If that stamp belonged to a completed card, the completion is
 revoked (its reward points are reversed, its other stamps become open again) and the card is
-re-checked, so a member keeps exactly the completions their standing orders pay for. A coupon
-already issued as a reward is not clawed back here (the coupon may be spent); the revocation
-is recorded on the completion and the stamp_card_completed event stays in history.
+re-checked, so a member keeps exactly the completions their standing orders pay for. A reward
+coupon is voided if still unused; a reserved or redeemed one is kept (the member is at the till
+with it, or used it) and the completion's reward text says so; the stamp_card_completed event
+stays in history.
 Functions run inside the caller's transaction, under the member's account lock, and never commit.
 """
 

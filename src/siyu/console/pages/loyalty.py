@@ -22,6 +22,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from siyu.access.schemas import Role
+from siyu.access.scope import viewer_of_user
 from siyu.api.deps import SiyuDep
 from siyu.bootstrap import Siyu
 from siyu.console.auth import CsrfChecked, CurrentUser, require_role
@@ -29,8 +30,9 @@ from siyu.console.nav import NavEntry
 from siyu.console.templating import render
 from siyu.db import transaction
 from siyu.identity import queries
-from siyu.loyalty import service
-from siyu.loyalty.errors import LoyaltyError
+from siyu.identity.errors import IdentityError
+from siyu.loyalty import service, template_admin
+from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from siyu.loyalty.models import CouponKind
 
 router = APIRouter(prefix="/console/loyalty")
@@ -151,6 +153,27 @@ def _burn_series(template: service.TemplateRead, burndown: list[dict[str, Any]])
     return series
 
 
+@router.post("/coupons/{code}/pause", dependencies=[CsrfChecked, HqOnly])
+def pause_template(siyu: SiyuDep, user: CurrentUser, code: str) -> RedirectResponse:
+    return _set_status(siyu, user.username, code, pause=True)
+
+
+@router.post("/coupons/{code}/resume", dependencies=[CsrfChecked, HqOnly])
+def resume_template(siyu: SiyuDep, user: CurrentUser, code: str) -> RedirectResponse:
+    return _set_status(siyu, user.username, code, pause=False)
+
+
+def _set_status(siyu: Siyu, actor: str, code: str, *, pause: bool) -> RedirectResponse:
+    move = template_admin.pause_template if pause else template_admin.resume_template
+    try:
+        with transaction(siyu.session_factory) as db:
+            move(db, code=code, now=siyu.clock.now(), actor=actor)
+    except LoyaltyError as error:
+        status = 404 if error.code == LoyaltyErrorCode.TEMPLATE_NOT_FOUND else 409
+        raise HTTPException(status_code=status, detail=error.message) from error
+    return RedirectResponse(f"/console/loyalty/coupons/{code}", status_code=303)
+
+
 @router.post("/coupons/{code}/issue", dependencies=[CsrfChecked, HqOnly])
 def issue_coupons(
     siyu: SiyuDep,
@@ -213,10 +236,27 @@ def issuance_progress(
 
 @router.get("/wallet")
 def wallet(
-    request: Request, siyu: SiyuDep, user: CurrentUser, q: Annotated[str, Query()] = ""
+    request: Request,
+    siyu: SiyuDep,
+    user: CurrentUser,
+    q: Annotated[str, Query()] = "",
+    member: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
-    found, coupons, message = None, [], ""
-    if q.strip():
+    found: Any = None
+    coupons: list[service.WalletCoupon] = []
+    message = ""
+    if member is not None:  # from the member 360 page's loyalty panel
+        try:
+            found = queries.get_member(
+                session_factory=siyu.session_factory,
+                member_id=member,
+                viewer=viewer_of_user(user),
+            )
+        except IdentityError as error:
+            raise HTTPException(status_code=404, detail=error.message) from error
+        with transaction(siyu.session_factory) as db:
+            coupons = service.member_wallet(db, member_id=found.id, now=siyu.clock.now())
+    elif q.strip():
         page = queries.search_members(session_factory=siyu.session_factory, query=q.strip())
         if page.total == 1:
             found = page.items[0]

@@ -20,6 +20,7 @@ from siyu.console.nav import NavEntry
 from siyu.console.templating import render
 from siyu.identity import queries
 from siyu.identity.errors import IdentityError
+from siyu.loyalty import member_view
 from siyu.privacy import reveal
 from siyu.privacy.errors import PrivacyError
 from siyu.profiles import service as profiles_service
@@ -78,6 +79,9 @@ def member_page(
         "profile": profile,
         "as_of": as_of,
         "revealed": getattr(request.state, "revealed", None),  # set by reveal_page
+        "loyalty": member_view.member_loyalty(
+            siyu.session_factory, member_id=member.id, now=siyu.clock.now()
+        ),
     }
     return render(request, "members/detail.html", context)
 
