@@ -89,7 +89,7 @@ def summaries_of(
     if not member_ids:
         return {}
     with session_factory() as session:
-        where = Member.id.in_(sorted(set(member_ids)))
+        where: sa.ColumnElement[bool] = Member.id.in_(sorted(set(member_ids)))
         scoped = visible_members(viewer, Member.id)
         if scoped is not None:
             where = sa.and_(where, scoped)

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import uvicorn
@@ -22,7 +23,7 @@ from tests.conftest import require_real
 from tests.factories.people import People, seed_people
 
 CHROMIUM = os.environ.get("SIYU_TEST_CHROMIUM", "/usr/bin/chromium")
-PHONE = {"width": 390, "height": 844}  # a common phone viewport
+PHONE: Any = {"width": 390, "height": 844}  # a common phone viewport
 
 
 def _port() -> int:
