@@ -112,10 +112,10 @@ def compile_segment(
     timezone: ZoneInfo | None = None,
     resolve: Resolver | None = None,
     orders_table: str = "orders",
+    columns: Sequence[str] = ("member_id",),
 ) -> exp.Select:
-    """The query selecting the member ids of a segment at an instant.
-
-    `orders_table` is `order_totals` when the caller checked it is current, else `orders`."""
+    """The query selecting the member ids (or other `members` columns) of a segment at an
+    instant. `orders_table` is `order_totals` when the caller checked it is current."""
     if orders_table not in ("orders", "order_totals"):
         raise SegmentError(f"unknown orders table {orders_table!r}")
     context = CompileContext(
@@ -125,7 +125,8 @@ def compile_segment(
         orders_table=orders_table,
     )
     predicate = _predicate(condition, context)
-    query = exp.select(_m("member_id")).from_(exp.table_("members", alias="m")).where(predicate)
+    selected = [_m(column) for column in columns]
+    query = exp.select(*selected).from_(exp.table_("members", alias="m")).where(predicate)
     for name, trait in context.traits.items():
         query = query.with_(name, as_=trait)
     return query
@@ -145,18 +146,23 @@ def count_query(query: exp.Select) -> exp.Select:
 # --- tree -------------------------------------------------------------------------------------
 
 
-def _predicate(condition: Condition, context: CompileContext) -> exp.Expr:
+def _predicate(condition: Condition, context: CompileContext, *, negated: bool = False) -> exp.Expr:
+    """The WHERE predicate of a condition. Outside any `not`, a leaf that is NULL filters the
+    member out exactly as FALSE would (AND/OR never turn NULL into TRUE), so leaves are left
+    three-valued there: `member_id IN (…)` then plans as a semi-join instead of a mark join
+    plus COALESCE. Under a `not`, leaves are made two-valued so NOT(NULL) cannot drop rows."""
     if isinstance(condition, AllOf):
-        parts = [_predicate(child, context) for child in condition.all]
+        parts = [_predicate(child, context, negated=negated) for child in condition.all]
         return exp.and_(*parts) if parts else exp.true()
     if isinstance(condition, AnyOf):
-        parts = [_predicate(child, context) for child in condition.any]
+        parts = [_predicate(child, context, negated=negated) for child in condition.any]
         return exp.or_(*parts) if parts else exp.false()
     if isinstance(condition, NotOf):
-        return exp.not_(exp.paren(_predicate(condition.not_, context)))
+        return exp.not_(exp.paren(_predicate(condition.not_, context, negated=True)))
     if isinstance(condition, SegmentReference):
-        return _reference(condition.segment, context)
-    return _two_valued(_leaf(condition, context))
+        return _reference(condition.segment, context, negated=negated)
+    leaf = _leaf(condition, context)
+    return _two_valued(leaf) if negated else leaf
 
 
 def _leaf(condition: Condition, context: CompileContext) -> exp.Expr:
@@ -187,7 +193,7 @@ def _leaf(condition: Condition, context: CompileContext) -> exp.Expr:
     )
 
 
-def _reference(name: str, context: CompileContext) -> exp.Expr:
+def _reference(name: str, context: CompileContext, *, negated: bool) -> exp.Expr:
     if context.resolve is None:
         raise SegmentError(f"segment {name!r} is referenced but no saved segments are available")
     if name in context._stack:
@@ -195,7 +201,7 @@ def _reference(name: str, context: CompileContext) -> exp.Expr:
         raise SegmentCycleError(f"segment references form a cycle: {cycle}")
     context._stack.append(name)
     try:
-        return exp.paren(_predicate(context.resolve(name), context))
+        return exp.paren(_predicate(context.resolve(name), context, negated=negated))
     finally:
         context._stack.pop()
 

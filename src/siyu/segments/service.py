@@ -50,6 +50,7 @@ from siyu.segments.schemas import (
 from siyu.warehouse.order_totals import order_totals_current
 
 SAMPLE_SIZE = 10
+SAMPLE_COLUMNS = ("member_id", "name", "gender", "store_code")
 MAX_NAME_LENGTH = 128
 EXPORT_COLUMNS = ("member_id", "gender", "store_code", "channel", "registered_at")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -108,15 +109,14 @@ def preview_segment(
 ) -> Preview:
     """The count and a masked sample of the first members, as the builder shows while editing."""
     started = time.perf_counter()
-    query = _compile(definition, warehouse, now=now, session=session, timezone=timezone)
+    orders = orders_table(warehouse)
+    query = _compile(definition, orders, now=now, session=session, timezone=timezone)
     count = int(warehouse.query(render(count_query(query), warehouse.dialect))[0][0])
-    sample_query = (
-        exp.select("member_id", "name", "gender", "store_code")
-        .from_("members")
-        .where(exp.column("member_id").isin(query=query))
-        .order_by("member_id")
-        .limit(sample_size)
+    # The sample selects from the segment's own WHERE (no second pass over the segment).
+    sample_query = _compile(
+        definition, orders, now=now, session=session, timezone=timezone, columns=SAMPLE_COLUMNS
     )
+    sample_query = sample_query.order_by(exp.column("member_id", "m")).limit(sample_size)
     rows = warehouse.query(render(sample_query, warehouse.dialect))
     sample = [SampleMember(int(r[0]), mask_name(r[1]), r[2], r[3]) for r in rows]
     return Preview(count=count, sample=sample, elapsed_ms=_ms_since(started))
@@ -140,13 +140,9 @@ def export_segment(
     timezone: ZoneInfo = SHANGHAI,
 ) -> int:
     """Write the segment's members to a CSV or Parquet file; returns the number of rows."""
-    query = _compile(definition, warehouse, now=now, session=session, timezone=timezone)
-    select = (
-        exp.select(*EXPORT_COLUMNS)
-        .from_("members")
-        .where(exp.column("member_id").isin(query=query))
-        .order_by("member_id")
-    )
+    select = _compile(
+        definition, warehouse, now=now, session=session, timezone=timezone, columns=EXPORT_COLUMNS
+    ).order_by(exp.column("member_id", "m"))
     rows = warehouse.query(render(select, warehouse.dialect))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(EXPORT_COLUMNS)
     schema = pa.schema(
@@ -167,19 +163,31 @@ def export_segment(
     return int(table.num_rows)
 
 
+def orders_table(warehouse: Warehouse) -> str:
+    """`order_totals` while the sync keeps it current, else the `orders` view."""
+    return "order_totals" if order_totals_current(warehouse) else "orders"
+
+
 def _compile(
     definition: Definition,
-    warehouse: Warehouse,
+    orders: Warehouse | str,
     *,
     now: datetime,
     session: Session | None,
     timezone: ZoneInfo,
+    columns: Sequence[str] = ("member_id",),
 ) -> exp.Select:
+    """Compile for a warehouse (or an already chosen orders table)."""
     condition = parse_definition(definition) if isinstance(definition, dict) else definition
     resolve = segment_resolver(session) if session is not None else None
-    orders = "order_totals" if order_totals_current(warehouse) else "orders"
+    table = orders if isinstance(orders, str) else orders_table(orders)
     return compile_segment(
-        condition, now=now, timezone=timezone, resolve=resolve, orders_table=orders
+        condition,
+        now=now,
+        timezone=timezone,
+        resolve=resolve,
+        orders_table=table,
+        columns=columns,
     )
 
 
