@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+FULL_APP = os.environ.get("BENCH_FULL_APP") == "1"  # --full-app: console + API middleware too
 CORP, TOKEN = "wwBenchTea", "BenchToken"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 SECRET = "bench-secret"
@@ -63,6 +64,8 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
     )
     if args.database_url:
         env["SIYU_DATABASE_URL"] = args.database_url
+    if getattr(args, "full_app", False):
+        env["BENCH_FULL_APP"] = "1"
     return env
 
 
@@ -73,10 +76,12 @@ def serve_siyu(port: int) -> None:
     import uvicorn
 
     from siyu.api.app import create_app
+    from siyu.api.wecom import create_callback_app
     from siyu.bootstrap import bootstrap
     from siyu.config import Settings
 
-    app = create_app(bootstrap(Settings(), migrate=False))
+    siyu = bootstrap(Settings(), migrate=False)
+    app = create_app(siyu) if FULL_APP else create_callback_app(siyu)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -161,7 +166,7 @@ async def _load(
     acks: list[float] = []
     baseline: list[float] = []
     run = time.time_ns()
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)  # beyond: queued, timed
     timeout = httpx.Timeout(60.0)
     async with (
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{args.fake_port}", timeout=timeout) as fake,
@@ -218,11 +223,12 @@ async def orchestrate(args: argparse.Namespace) -> None:
     processes = [_start("fake", args), _start("siyu", args)]
     try:
         await _wait_up(f"http://127.0.0.1:{args.fake_port}/fake/stats")
-        await _wait_up(f"http://127.0.0.1:{args.siyu_port}/api/health")
+        await _wait_up(f"http://127.0.0.1:{args.siyu_port}/wecom/callback")
         await _create_code(args, siyu.session_factory)
-        processes.append(_start("worker", args))
-        while not (args.data_dir / "worker.ready").exists():
-            await asyncio.sleep(0.1)
+        if not args.no_worker:
+            processes.append(_start("worker", args))
+            while not (args.data_dir / "worker.ready").exists():
+                await asyncio.sleep(0.1)
         await _load(args, count=args.warmup, rate=10)  # cold caches, first connections
         await asyncio.sleep(2)
         async with httpx.AsyncClient() as http:
@@ -237,7 +243,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
         while True:
             with siyu.session_factory() as session:
                 left = session.scalar(pending.select_from(WeComInbox)) or 0
-            if left == 0 or time.perf_counter() - drain_started > args.drain_timeout:
+            waited = time.perf_counter() - drain_started
+            if args.no_worker or left == 0 or waited > args.drain_timeout:
                 break
             await asyncio.sleep(0.2)
         drained = time.perf_counter() - drain_started
@@ -276,6 +283,10 @@ def main() -> None:
     parser.add_argument("--siyu-port", type=int, default=8711)
     parser.add_argument("--fake-port", type=int, default=8712)
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--full-app", action="store_true", help="serve the whole app, not the intake app"
+    )
+    parser.add_argument("--no-worker", action="store_true", help="intake only (ack latency)")
     parser.add_argument("--warmup", type=int, default=20, help="events before measuring")
     parser.add_argument("--role", choices=("siyu", "fake", "worker"), default=None)
     args = parser.parse_args()

@@ -8,20 +8,22 @@ fails verification is answered 403 and never stored.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from siyu.api.deps import SiyuDep
+from siyu.bootstrap import Siyu
 from siyu.channels.wecom import subscribe
 from siyu.channels.wecom.crypto import CallbackCrypto
 from siyu.channels.wecom.errors import WeComCryptoError, WeComErrorCode
-from siyu.channels.wecom.inbox import accept_callback, callback_crypto
+from siyu.channels.wecom.inbox import callback_crypto, open_callback
+from siyu.channels.wecom.intake import InboxBatcher
 from siyu.growth import service as growth
 from siyu.growth.stats import code_stats
 
@@ -58,25 +60,41 @@ def verify_url(
 
 @router.post("/wecom/callback", response_class=PlainTextResponse)
 async def receive(
-    request: Request, siyu: SiyuDep, msg_signature: str, timestamp: str, nonce: str
+    request: Request, msg_signature: str, timestamp: str, nonce: str
 ) -> PlainTextResponse:
+    """Verify + decrypt inline (sub-millisecond), then group-commit into the inbox (intake)."""
+    siyu: Siyu = request.app.state.siyu  # no sync dependency: no threadpool hop per callback
     body = await request.body()
     try:
-        crypto = _crypto(request, siyu)
-        await run_in_threadpool(
-            lambda: accept_callback(
-                session_factory=siyu.session_factory,
-                crypto=crypto,
-                msg_signature=msg_signature,
-                timestamp=timestamp,
-                nonce=nonce,
-                body=body,
-                now=siyu.clock.now(),
-            )
+        fields = open_callback(
+            crypto=_crypto(request, siyu),
+            msg_signature=msg_signature,
+            timestamp=timestamp,
+            nonce=nonce,
+            body=body,
         )
     except WeComCryptoError as error:
         return _refused(error)
+    await _batcher(request, siyu).store(fields)
     return PlainTextResponse("success")
+
+
+def create_callback_app(siyu: Siyu) -> FastAPI:
+    """Only the callback endpoint: the intake to run as its own small process in production
+    (`uvicorn --factory`), without the console's and the API's middleware on the hot path."""
+    app = FastAPI(title="siyu WeCom callbacks", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.siyu = siyu
+    app.add_api_route("/wecom/callback", verify_url, methods=["GET"])
+    app.add_api_route("/wecom/callback", receive, methods=["POST"])
+    return app
+
+
+def _batcher(request: Request, siyu: Siyu) -> InboxBatcher:
+    batcher: InboxBatcher | None = getattr(request.app.state, "wecom_batcher", None)
+    if batcher is None or batcher.loop is not asyncio.get_running_loop():
+        batcher = InboxBatcher(session_factory=siyu.session_factory, now=siyu.clock.now)
+        request.app.state.wecom_batcher = batcher
+    return batcher
 
 
 @router.get("/api/wecom/codes")

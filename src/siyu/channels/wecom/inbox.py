@@ -67,6 +67,19 @@ def dedup_key(fields: dict[str, str]) -> str:
     return "|".join(parts)[:255]
 
 
+def open_callback(
+    *, crypto: CallbackCrypto, msg_signature: str, timestamp: str, nonce: str, body: bytes
+) -> dict[str, str]:
+    """Verify and decrypt one POSTed callback; its fields. Raises WeComCryptoError."""
+    envelope = parse_xml(body)
+    if "Encrypt" not in envelope:
+        raise WeComCryptoError(WeComErrorCode.MALFORMED_MESSAGE, "callback has no <Encrypt>")
+    plain = crypto.decrypt(
+        msg_signature=msg_signature, timestamp=timestamp, nonce=nonce, encrypt=envelope["Encrypt"]
+    )
+    return parse_xml(plain)
+
+
 def accept_callback(
     *,
     session_factory: sessionmaker[Session],
@@ -78,13 +91,9 @@ def accept_callback(
     now: datetime,
 ) -> Accepted:
     """Verify and decrypt one POSTed callback and store it once; raises WeComCryptoError."""
-    envelope = parse_xml(body)
-    if "Encrypt" not in envelope:
-        raise WeComCryptoError(WeComErrorCode.MALFORMED_MESSAGE, "callback has no <Encrypt>")
-    plain = crypto.decrypt(
-        msg_signature=msg_signature, timestamp=timestamp, nonce=nonce, encrypt=envelope["Encrypt"]
+    fields = open_callback(
+        crypto=crypto, msg_signature=msg_signature, timestamp=timestamp, nonce=nonce, body=body
     )
-    fields = parse_xml(plain)
     row = WeComInbox(
         dedup_key=dedup_key(fields),
         event=fields.get("Event") or fields.get("MsgType", "unknown"),
