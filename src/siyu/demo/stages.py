@@ -273,7 +273,7 @@ def save_segments(context: DemoContext) -> str:
         for name, _, _ in DEMO_SEGMENTS:
             result = refresh_segment(
                 session_factory=siyu.session_factory,
-                warehouse=siyu.warehouse,
+                warehouse=siyu.segment_warehouse,
                 name=name,
                 now=at,
                 force=True,
