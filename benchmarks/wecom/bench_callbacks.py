@@ -18,6 +18,13 @@ callbacks' decrypt alone, in this process (the floor of any handler that verifie
     .venv/bin/python benchmarks/wecom/bench_callbacks.py --rate 500 --seconds 60
     .venv/bin/python benchmarks/wecom/bench_callbacks.py --database-url postgresql+psycopg://…
 
+Measured 2026-11-23 on the shared 2-core dev box (load average 6-14 from other work), SQLite:
+30/s x 10 s: ack p50 41 ms / p99 394 ms, welcome p50 1.7 s / p99 3.8 s (all 300 greeted);
+200/s x 10 s: only ~27/s sustained, ack p99 56 s, 265/2000 welcomes inside the 20 s window
+(the rest recorded welcome_late). PostgreSQL 100/s x 10 s: 61/s sustained, ack p99 5.9 s,
+worker ~15 adds/s. Targets (ack p99 < 100 ms at 500/s, welcome p99 < 5 s) are NOT met here;
+re-measure on dedicated cores before drawing conclusions.
+
 Note the platform's own limit: 10,000 calls/min per API per corp. The worker calls
 externalcontact/get once per add (name and unionid for OneID), so sustained intake above
 ~166 adds/s is throttled by the client's rate limiter, and welcome latency grows with it.
