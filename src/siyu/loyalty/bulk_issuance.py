@@ -158,15 +158,14 @@ def _issue_batch(
     day = now.astimezone(tz).date()
     granted = take_budget(db_session, template, count=len(slots), day=day)
     pairs = sorted(slots.items())[:granted]
-    inserted = _bulk_insert_coupons(db_session, template, report, pairs, now)
-    give_back_budget(db_session, template, count=granted - len(inserted), day=day)
-    _bulk_insert_events(db_session, template, inserted, now)
+    inserted = _insert_coupons_and_events(db_session, template, report, pairs, now)
+    give_back_budget(db_session, template, count=granted - inserted, day=day)
     batch = IssuanceReport(
         issuance_id=report.issuance_id,
         key=report.key,
         targeted=len(chunk),
-        issued=len(inserted),
-        skipped=len(chunk) - len(inserted) - len(held),
+        issued=inserted,
+        skipped=len(chunk) - inserted - len(held),
         held_out=len(held),
         budget_exhausted=granted < len(slots),
     )
@@ -247,6 +246,53 @@ _PG_EVENTS = sa.text(
     " FROM unnest(CAST(:ids AS BIGINT[]), CAST(:members AS BIGINT[]), CAST(:slots AS INT[]))"
     " AS x(c, m, s) ON CONFLICT DO NOTHING"
 )
+
+
+# Coupons and their coupon_issued events in one statement: the events are made from the
+# coupons' RETURNING rows on the server, so no ids travel back and forth.
+_PG_COUPONS_AND_EVENTS = sa.text(
+    "WITH ins AS (INSERT INTO coupons (template_id, member_id, slot, issue_key, source,"
+    " issuance_id, state, valid_from, valid_until, issued_at, updated_at)"
+    " SELECT :template_id, m, s, :key, 'issuance', :issuance_id, 'issued', :valid_from,"
+    " :valid_until, :now, :now FROM unnest(CAST(:members AS BIGINT[]), CAST(:slots AS INT[]))"
+    " AS x(m, s) ON CONFLICT DO NOTHING RETURNING id, member_id, slot),"
+    " ev AS (INSERT INTO events (event_id, type, occurred_at, member_id, identities, properties,"
+    " received_at) SELECT 'coupon_issued:' || :code || ':' || member_id || ':' || slot,"
+    " 'coupon_issued', :now, member_id, CAST('{}' AS JSON), json_build_object('template_code',"
+    " CAST(:code AS TEXT), 'coupon_id', id, 'kind', CAST(:kind AS TEXT)), :now FROM ins"
+    " ON CONFLICT DO NOTHING)"
+    " SELECT count(*) FROM ins"
+)
+
+
+def _insert_coupons_and_events(
+    db_session: Session,
+    template: CouponTemplate,
+    report: IssuanceReport,
+    pairs: list[tuple[int, int]],
+    now: datetime,
+) -> int:
+    """Insert (member, slot) coupons skipping conflicts, and their events; returns inserted."""
+    if not pairs:
+        return 0
+    if not _is_postgres(db_session):
+        inserted = _bulk_insert_coupons(db_session, template, report, pairs, now)
+        _bulk_insert_events(db_session, template, inserted, now)
+        return len(inserted)
+    valid_from, valid_until = _window(template, now)
+    params = {
+        "template_id": template.id,
+        "key": report.key,
+        "issuance_id": report.issuance_id,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "now": now,
+        "code": template.code,
+        "kind": template.kind,
+        "members": [m for m, _ in pairs],
+        "slots": [slot for _, slot in pairs],
+    }
+    return int(db_session.execute(_PG_COUPONS_AND_EVENTS, params).scalar_one())
 
 
 def _bulk_insert_coupons(
