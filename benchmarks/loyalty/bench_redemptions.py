@@ -2,7 +2,8 @@
 each against a naive check-then-write baseline run side by side in the same process.
 
     SIYU_BENCH_POSTGRES_URL=postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres \
-        .venv/bin/python benchmarks/loyalty/bench_redemptions.py --members 100000 --seconds 10
+        .venv/bin/python benchmarks/loyalty/bench_redemptions.py --members 100000 --seconds 10 \
+        [--clients 32] [--processes 4]
 
 Issue #7 targets: issuance of 1M coupons ≤ 60 s (`--members 1000000`), ≥ 2,000 redemptions/s
 with 32 clients and zero invariant violations. The baseline reads the coupon's state, then
@@ -13,6 +14,7 @@ Each run creates (and drops) its own database, seeded deterministically.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import threading
@@ -94,13 +96,15 @@ def bench_issuance(factory: sessionmaker[Session], ids: list[int]) -> None:
     )
 
 
-def _run_clients(clients: int, seconds: float, work: Callable[[random.Random, int], bool]) -> int:
+def _run_clients(
+    clients: int, seconds: float, work: Callable[[random.Random, int], bool], seed: int = 0
+) -> int:
     barrier = threading.Barrier(clients)
     deadline: list[float] = []
     done = [0] * clients
 
     def client(i: int) -> None:
-        rnd = random.Random(i)
+        rnd = random.Random(seed + i)
         barrier.wait()
         if i == 0:
             deadline.append(time.monotonic() + seconds)
@@ -120,8 +124,39 @@ def _run_clients(clients: int, seconds: float, work: Callable[[random.Random, in
     return sum(done)
 
 
+def _run_processes(
+    engine: sa.Engine,
+    processes: int,
+    clients: int,
+    seconds: float,
+    work: Callable[[random.Random, int], bool],
+) -> int:
+    """The clients split over forked processes (one Python process is GIL-bound long before
+    PostgreSQL is: a deployment runs several API workers)."""
+    if processes <= 1:
+        return _run_clients(clients, seconds, work)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child(index: int) -> None:
+        engine.dispose(close=False)  # never share the parent's connections
+        results.put(_run_clients(clients // processes, seconds, work, seed=1000 * index))
+
+    children = [context.Process(target=child, args=(i,)) for i in range(processes)]
+    for process in children:
+        process.start()
+    total = sum(int(results.get()) for _ in children)
+    for process in children:
+        process.join()
+    return total
+
+
 def bench_redemptions(
-    factory: sessionmaker[Session], engine: sa.Engine, clients: int, seconds: float
+    factory: sessionmaker[Session],
+    engine: sa.Engine,
+    clients: int,
+    seconds: float,
+    processes: int = 1,
 ) -> None:
     with transaction(factory) as db:
         coupons = db.execute(sa.select(Coupon.id, Coupon.member_id).order_by(Coupon.id)).all()
@@ -168,10 +203,11 @@ def bench_redemptions(
 
     for label, work in (("siyu (conditional UPDATE)", ours), ("naive check-then-write", naive)):
         started = time.perf_counter()
-        count = _run_clients(clients, seconds, work)
+        count = _run_processes(engine, processes, clients, seconds, work)
         rate = count / (time.perf_counter() - started)
         print(
-            f"redemptions, {clients} clients, {label}: {count:,} in {seconds:.0f} s = {rate:,.0f}/s"
+            f"redemptions, {clients} clients in {processes} process(es), {label}:"
+            f" {count:,} in {seconds:.0f} s = {rate:,.0f}/s"
         )
     _report_violations(engine)
 
@@ -255,6 +291,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--processes", type=int, default=1, help="Client processes (fork).")
     args = parser.parse_args()
     admin_url = os.environ.get("SIYU_BENCH_POSTGRES_URL") or os.environ.get(
         "SIYU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"
@@ -266,7 +303,7 @@ def main() -> None:
         factory = create_session_factory(engine)
         ids = _seed_members(factory, args.members)
         bench_issuance(factory, ids)
-        bench_redemptions(factory, engine, args.clients, args.seconds)
+        bench_redemptions(factory, engine, args.clients, args.seconds, args.processes)
         bench_claims(factory, engine, ids[0])
         engine.dispose()
     finally:
