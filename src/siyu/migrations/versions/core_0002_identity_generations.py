@@ -22,7 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("released_at", siyu.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("released_at", siyu.db.UTCDateTime(timezone=True), nullable=True)
+        )
         batch_op.drop_constraint("uq_identities_type_value", type_="unique")
         batch_op.create_index(
             "uq_identities_current",
