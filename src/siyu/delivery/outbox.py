@@ -10,10 +10,10 @@ import hashlib
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from siyu.delivery import sources
+from siyu.delivery import bulk, sources
 from siyu.delivery.models import OutboxMessage, OutboxStatus
 
 # Which identity type carries a member's address on each channel.
@@ -91,8 +91,7 @@ def insert_rows(*, db_session: Session, rows: list[dict[str, object]]) -> None:
     The journey engine writes a batch's messages this way: the same rows, the same UNIQUE
     idempotency key, without building an ORM object per message.
     """
-    if rows:
-        db_session.execute(insert(cast(Table, OutboxMessage.__table__)), rows)
+    bulk.insert_rows(db_session=db_session, table=cast(Table, OutboxMessage.__table__), rows=rows)
 
 
 def content_hash(*, channel: str, subject: str, body: str) -> str:
