@@ -291,10 +291,11 @@ def remind_expiring(session_factory: Factory, *, now: datetime) -> int:
         by_member: dict[int, list[int]] = defaultdict(list)
         for lot in due:
             by_member[lot.member_id].append(lot.id)
-    for member_id, lot_ids in sorted(by_member.items()):
+    for part in order_points.chunks(sorted(by_member), BATCH_MEMBERS):
         with transaction(session_factory) as db_session:
-            ledger.lock_account(db_session, member_id=member_id, now=now)
-            _remind(db_session, member_id=member_id, lot_ids=lot_ids, now=now)
+            order_points.lock_accounts(db_session, member_ids=list(part), now=now)
+            for member_id in part:
+                _remind(db_session, member_id=member_id, lot_ids=by_member[member_id], now=now)
     return len(by_member)
 
 
