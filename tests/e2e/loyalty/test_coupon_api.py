@@ -57,3 +57,31 @@ def test_a_bad_template_names_the_field(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert "threshold_fen must be ≥ value_fen" in response.json()["detail"]["message"]
+
+
+def test_a_paused_template_refuses_claims_over_http_until_resumed(
+    client: TestClient, siyu: Siyu
+) -> None:
+    (wang_fang,) = members(siyu.session_factory, "Wang Fang")
+    client.post("/api/coupons/templates", json=SPEND_100_SAVE_20)
+    paused = client.post("/api/coupons/templates/TEA_100_20/pause")
+    assert paused.json() == {"code": "TEA_100_20", "status": "paused"}
+    claim = {"template_code": "TEA_100_20", "member_id": wang_fang, "request_no": "MP-1"}
+    refused = client.post("/api/coupons/claim", json=claim)
+    assert refused.status_code == 409
+    assert refused.json()["detail"]["code"] == "template_inactive"
+    assert client.post("/api/coupons/templates/TEA_100_20/resume").json()["status"] == "active"
+    assert client.post("/api/coupons/claim", json=claim).json()["created"] is True
+
+
+def test_a_refunded_order_number_cannot_redeem_again(client: TestClient, siyu: Siyu) -> None:
+    (wang_fang,) = members(siyu.session_factory, "Wang Fang")
+    client.post("/api/coupons/templates", json=SPEND_100_SAVE_20)
+    claim = {"template_code": "TEA_100_20", "member_id": wang_fang, "request_no": "MP-1"}
+    coupon_id = client.post("/api/coupons/claim", json=claim).json()["coupon_id"]
+    order = {"member_id": wang_fang, "cart": CART, "coupon_ids": [coupon_id], "order_no": "SO-1"}
+    client.post("/api/coupons/redeem", json=order)
+    client.post("/api/coupons/reverse", json={"order_no": "SO-1", "refund_no": "RF-1"})
+    again = client.post("/api/coupons/redeem", json=order)
+    assert again.status_code == 409
+    assert again.json()["detail"]["code"] == "order_reversed"
