@@ -66,3 +66,16 @@ def test_a_bad_template_file_names_the_field_and_exits_2(tmp_path: Path) -> None
     result = run(tmp_path / "data", "coupon", "template-create", str(tmp_path / "t.yaml"))
     assert result.exit_code == 2  # type: ignore[attr-defined]
     assert "value_fen must be > 0" in result.output  # type: ignore[attr-defined]
+
+
+def test_pause_and_resume_a_template_from_the_command_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "t.yaml").write_text(TEMPLATE, encoding="utf-8")
+    run(data, "coupon", "template-create", str(tmp_path / "t.yaml"), "--now", NOW)
+    paused = run(data, "coupon", "pause", "NEW_CASH_10", "--json")
+    assert json.loads(paused.output) == {"code": "NEW_CASH_10", "status": "paused"}  # type: ignore[attr-defined]
+    resumed = run(data, "coupon", "resume", "NEW_CASH_10")
+    assert resumed.output.strip() == "template NEW_CASH_10 is active"  # type: ignore[attr-defined]
+    missing = run(data, "coupon", "pause", "NO_SUCH")
+    assert missing.exit_code != 0  # type: ignore[attr-defined]
+    assert "template_not_found" in missing.output  # type: ignore[attr-defined]
