@@ -42,7 +42,7 @@ from siyu.clock import FixedClock
 from siyu.config import Settings
 from siyu.db import transaction
 from siyu.journeys import service as journey_service
-from siyu.journeys.engine import run_due_steps
+from siyu.journeys.engine import DEFAULT_BATCH, run_due_steps
 from siyu.migrations.runner import upgrade
 
 START = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
     parser.add_argument("--baseline-members", type=int, default=2_000)
     parser.add_argument(
         "--postgres-url", default="postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres"

@@ -141,7 +141,9 @@ class SendMessage:
             ctx,
             channel=channel,
             member_id=ctx.member_id,
-            subject=self.renderer.render(str(params.get("subject", "")), variables),
+            subject=self.renderer.render(str(params["subject"]), variables)
+            if params.get("subject")
+            else "",  # most messages have none: skip a template render per message
             body=self.renderer.render(str(params["body"]), variables),
             payload={k: v for k, v in params.items() if k not in ("body", "subject", "channel")},
         )
