@@ -6,7 +6,7 @@ import pytest
 
 from siyu.channels.base import SandboxedRenderer
 from siyu.journeys import plugins
-from siyu.journeys.actions import ActionRegistry, default_registry
+from siyu.journeys.actions import ActionRegistry, ChangeTag, default_registry
 from siyu.journeys.errors import JourneyError
 from siyu.journeys.service import parse_definition
 
@@ -34,12 +34,22 @@ def test_absent_provider_modules_are_skipped() -> None:
     assert plugins.provided_actions(["siyu.nowhere.journey_actions", "nowhere.at_all"]) == []
 
 
-def test_until_loyalty_lands_a_coupon_journey_is_refused_naming_the_available_actions() -> None:
+def test_the_default_registry_holds_the_built_in_and_the_installed_domains_actions() -> None:
     registry = default_registry(renderer=SandboxedRenderer())
-    if "issue_coupon" in registry.kinds():
-        pytest.skip("loyalty provides issue_coupon now")
 
-    with pytest.raises(JourneyError, match=r"unknown action 'issue_coupon'; available: .*add_tag"):
+    assert {"send_message", "call_webhook", "add_tag", "remove_tag"} <= set(registry.kinds())
+    assert {"issue_coupon", "grant_points"} <= set(registry.kinds())  # siyu.loyalty
+    assert "create_staff_task" in registry.kinds()  # siyu.staff
+    assert parse_definition(COUPON_JOURNEY, actions=registry).action_kinds() == {"issue_coupon"}
+
+
+def test_without_a_provider_a_coupon_journey_is_refused_naming_the_available_actions() -> None:
+    registry = ActionRegistry()
+    registry.register(ChangeTag(add=True))
+    for action in plugins.provided_actions(["siyu.nowhere.journey_actions"]):
+        registry.register(action)
+
+    with pytest.raises(JourneyError, match=r"unknown action 'issue_coupon'; available: add_tag$"):
         parse_definition(COUPON_JOURNEY, actions=registry)
 
 
