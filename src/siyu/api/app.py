@@ -33,9 +33,6 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import wecom  # WeCom callbacks (issue #6)
 
     app.include_router(wecom.router)
-    from siyu.api import wecom  # WeCom callbacks (issue #6)
-
-    app.include_router(wecom.router)
     from siyu.api import points  # points ledger and tiers (issue #7)
 
     app.include_router(points.router)
