@@ -163,3 +163,12 @@ def test_parse_xml_reads_the_event_fields() -> None:
 def test_parse_xml_refuses_a_dtd() -> None:
     with pytest.raises(WeComCryptoError):
         parse_xml('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><xml><A>&a;</A></xml>')
+
+
+def test_a_non_ascii_signature_is_refused_not_crashed(crypto: CallbackCrypto) -> None:
+    envelope = crypto.encrypt(message=ADD_EVENT, timestamp="1", nonce="n")
+
+    with pytest.raises(WeComCryptoError) as refused:
+        crypto.decrypt(msg_signature="签名", timestamp="1", nonce="n", encrypt=envelope.encrypt)
+
+    assert refused.value.code == WeComErrorCode.INVALID_SIGNATURE

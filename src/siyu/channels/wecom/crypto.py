@@ -101,7 +101,9 @@ class CallbackCrypto:
 
     def decrypt(self, *, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> str:
         expected = signature(token=self._token, timestamp=timestamp, nonce=nonce, encrypt=encrypt)
-        if not hmac.compare_digest(expected, msg_signature.lower()):
+        # compared as bytes: compare_digest refuses non-ASCII str, and a forged
+        # signature or receive id may be anything
+        if not hmac.compare_digest(expected.encode(), msg_signature.lower().encode("utf-8")):
             raise WeComCryptoError(WeComErrorCode.INVALID_SIGNATURE, "msg_signature does not match")
         plain = pkcs7_unpad(self._aes(encrypt_mode=False, data=_b64decode(encrypt)))
         if len(plain) < RANDOM_PREFIX + 4:
@@ -114,10 +116,11 @@ class CallbackCrypto:
             raise WeComCryptoError(
                 WeComErrorCode.DECRYPT_FAILED, "message length exceeds plaintext"
             )
-        receive_id = plain[body_end:].decode("utf-8", errors="replace")
-        if not hmac.compare_digest(receive_id, self._receive_id):
+        receive_id = plain[body_end:]
+        if not hmac.compare_digest(receive_id, self._receive_id.encode("utf-8")):
             raise WeComCryptoError(
-                WeComErrorCode.INVALID_RECEIVER, f"receive id {receive_id!r} is not ours"
+                WeComErrorCode.INVALID_RECEIVER,
+                f"receive id {receive_id.decode('utf-8', errors='replace')!r} is not ours",
             )
         try:
             return plain[RANDOM_PREFIX + 4 : body_end].decode("utf-8")
