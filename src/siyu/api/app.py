@@ -10,7 +10,9 @@ from siyu.bootstrap import Siyu
 
 
 def create_app(siyu: Siyu) -> FastAPI:
-    app = FastAPI(title="siyu", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="siyu", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json"
+    )
     app.state.siyu = siyu
     from siyu.api import journeys  # journeys and delivery (issue #5)
 

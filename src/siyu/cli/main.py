@@ -22,7 +22,11 @@ def root(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", help="Embedded storage folder (default ./siyu-data).", envvar="SIYU_DATA_DIR"),
+        typer.Option(
+            "--data-dir",
+            help="Embedded storage folder (default ./siyu-data).",
+            envvar="SIYU_DATA_DIR",
+        ),
     ] = None,
 ) -> None:
     state = CliState(data_dir=data_dir)

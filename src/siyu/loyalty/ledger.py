@@ -122,7 +122,7 @@ def entry_by_key(db_session: Session, key: str) -> PointsEntry | None:
     ).scalar_one_or_none()
 
 
-def _replayed(db_session: Session, entry: PointsEntry, member_id: int) -> LedgerResult:
+def replayed(db_session: Session, entry: PointsEntry, member_id: int) -> LedgerResult:
     if entry.member_id != member_id:
         raise LoyaltyError(
             LoyaltyErrorCode.IDEMPOTENCY_CONFLICT,
@@ -146,7 +146,7 @@ def _result(
     )
 
 
-def _append(db_session: Session, **values: Any) -> PointsEntry:
+def append_entry(db_session: Session, **values: Any) -> PointsEntry:
     entry = PointsEntry(**values)
     db_session.add(entry)
     db_session.flush()
@@ -191,7 +191,7 @@ def earn(
         raise LoyaltyError(LoyaltyErrorCode.INVALID_POINTS, f"points must be > 0, got {points}")
     existing = entry_by_key(db_session, key)
     if existing is not None:
-        return _replayed(db_session, existing, member_id)
+        return replayed(db_session, existing, member_id)
     pending = available_at > now
     lot = PointsLot(
         member_id=member_id,
@@ -205,7 +205,7 @@ def earn(
     )
     db_session.add(lot)
     db_session.flush()
-    entry = _append(
+    entry = append_entry(
         db_session,
         member_id=member_id,
         kind=EntryKind.EARN,
@@ -250,7 +250,7 @@ def _spendable_lots(db_session: Session, member_id: int) -> list[PointsLot]:
     )
 
 
-def _draw(db_session: Session, entry: PointsEntry, lots: list[PointsLot], wanted: int) -> int:
+def draw_lots(db_session: Session, entry: PointsEntry, lots: list[PointsLot], wanted: int) -> int:
     """Take up to `wanted` points from `lots` in order, recording allocations; returns taken."""
     taken = 0
     for lot in lots:
@@ -264,106 +264,6 @@ def _draw(db_session: Session, entry: PointsEntry, lots: list[PointsLot], wanted
         db_session.add(PointsAllocation(entry_id=entry.id, lot_id=lot.id, points=part))
     db_session.flush()
     return taken
-
-
-def spend(
-    db_session: Session,
-    *,
-    member_id: int,
-    points: int,
-    key: str,
-    reason: str,
-    now: datetime,
-    reference: str | None = None,
-) -> LedgerResult:
-    """Spend points from the soonest-expiring lots; refused whole if the balance is short.
-    Hot path: one read for the replay check and the balance, one for the lots."""
-    if points <= 0:
-        raise LoyaltyError(LoyaltyErrorCode.INVALID_POINTS, f"points must be > 0, got {points}")
-    replayed_id, available, pending = _key_and_balance(db_session, key=key, member_id=member_id)
-    if replayed_id is not None:
-        existing = db_session.get(PointsEntry, replayed_id)
-        assert existing is not None  # just read
-        return _replayed(db_session, existing, member_id)
-    lots = _active_earn_lots(db_session, member_id, now)
-    due = [lot for lot in lots if lot.expires_at is not None and lot.expires_at <= now]
-    if due:
-        for lot in due:
-            available -= lot.remaining
-            _expire_lot(db_session, lot, now=now, key=f"expire:{lot.id}")
-        lots = [lot for lot in lots if lot not in due]
-    if available < points:
-        raise LoyaltyError(
-            LoyaltyErrorCode.INSUFFICIENT_POINTS,
-            f"member {member_id} has {available} points, {points} needed",
-        )
-    entry = _append(
-        db_session,
-        member_id=member_id,
-        kind=EntryKind.SPEND,
-        points=-points,
-        pending=0,
-        idempotency_key=key,
-        reason=reason,
-        reference=reference,
-        created_at=now,
-    )
-    _draw(db_session, entry, [lot for lot in lots if lot.remaining > 0], points)
-    after = available - points
-    # The key was new (checked under the lock), so its event id is new too: no existence read.
-    db_session.add(
-        Event(
-            event_id=f"points_spent:{key}",
-            type="points_spent",
-            occurred_at=now,
-            member_id=member_id,
-            identities={},
-            properties={
-                "points": points,
-                "reason": reason,
-                "reference": reference,
-                "balance": after,
-            },
-            received_at=now,
-        )
-    )
-    return LedgerResult(entry.id, EntryKind.SPEND, -points, after, pending, created=True)
-
-
-def _key_and_balance(
-    db_session: Session, *, key: str, member_id: int
-) -> tuple[int | None, int, int]:
-    """The entry already applied under `key` (if any), the member's balance and pending
-    points, in one read."""
-    of_member = PointsEntry.member_id == member_id
-    row = db_session.execute(
-        sa.select(
-            sa.select(PointsEntry.id).where(PointsEntry.idempotency_key == key).scalar_subquery(),
-            sa.select(sa.func.coalesce(sa.func.sum(PointsEntry.points), 0))
-            .where(of_member)
-            .scalar_subquery(),
-            sa.select(sa.func.coalesce(sa.func.sum(PointsEntry.pending), 0))
-            .where(of_member)
-            .scalar_subquery(),
-        )
-    ).one()
-    return (None if row[0] is None else int(row[0])), int(row[1]), int(row[2])
-
-
-def _active_earn_lots(db_session: Session, member_id: int, now: datetime) -> list[PointsLot]:
-    """Spendable lots in spending order, plus active lots already past expiry (to expire)."""
-    return list(
-        db_session.execute(
-            sa.select(PointsLot)
-            .where(
-                PointsLot.member_id == member_id,
-                PointsLot.state == LotState.ACTIVE,
-                PointsLot.kind == LotKind.EARN,
-                (PointsLot.remaining > 0) | (PointsLot.expires_at <= now),
-            )
-            .order_by(PointsLot.expires_at.is_(None), PointsLot.expires_at, PointsLot.id)
-        ).scalars()
-    )
 
 
 def _allocations(db_session: Session, entry_id: int) -> list[tuple[PointsAllocation, PointsLot]]:
@@ -382,11 +282,11 @@ def restore(
     """Give a spend's points back to the lots it drew from (a refund of a redemption)."""
     existing = entry_by_key(db_session, key)
     if existing is not None:
-        return _replayed(db_session, existing, member_id)
+        return replayed(db_session, existing, member_id)
     spent = entry_by_key(db_session, spend_key)
     if spent is None or spent.member_id != member_id or spent.kind != EntryKind.SPEND:
         raise LoyaltyError(LoyaltyErrorCode.ENTRY_NOT_FOUND, f"no spend {spend_key!r}")
-    entry = _append(
+    entry = append_entry(
         db_session,
         member_id=member_id,
         kind=EntryKind.RESTORE,
@@ -400,7 +300,7 @@ def restore(
     for allocation, lot in _allocations(db_session, spent.id):
         lot.remaining += allocation.points
         if lot.state == LotState.EXPIRED:
-            _expire_lot(db_session, lot, now=now, key=f"expire:{lot.id}:{entry.id}")
+            expire_lot(db_session, lot, now=now, key=f"expire:{lot.id}:{entry.id}")
     db_session.flush()
     _repay_debt(db_session, member_id=member_id)
     return _result(db_session, entry, created=True)
@@ -418,14 +318,14 @@ def reverse_earn(
     """Take back earned points (a refund) by a compensating entry, under the given policy."""
     existing = entry_by_key(db_session, key)
     if existing is not None:
-        return _replayed(db_session, existing, member_id)
+        return replayed(db_session, existing, member_id)
     earned = entry_by_key(db_session, earn_key)
     if earned is None or earned.member_id != member_id or earned.kind != EntryKind.EARN:
         raise LoyaltyError(LoyaltyErrorCode.ENTRY_NOT_FOUND, f"no earning {earn_key!r}")
     lot = db_session.get(PointsLot, earned.lot_id)
     assert lot is not None  # every earn entry has its lot
     if lot.state == LotState.PENDING:
-        entry = _append(
+        entry = append_entry(
             db_session,
             member_id=member_id,
             kind=EntryKind.REVERSE,
@@ -454,7 +354,7 @@ def _reverse_spendable(
 ) -> LedgerResult:
     member_id = earned.member_id
     expire_due(db_session, member_id=member_id, now=now)
-    entry = _append(
+    entry = append_entry(
         db_session,
         member_id=member_id,
         kind=EntryKind.REVERSE,
@@ -472,7 +372,7 @@ def _reverse_spendable(
     if policy != ReversalPolicy.ONLY_PENDING:
         others = [x for x in _spendable_lots(db_session, member_id) if x.id != lot.id]
         first = [lot] if lot.state == LotState.ACTIVE else []
-        taken = _draw(db_session, entry, first + others, wanted)
+        taken = draw_lots(db_session, entry, first + others, wanted)
     shortfall = wanted - taken
     if shortfall and policy == ReversalPolicy.ALLOW_NEGATIVE:
         debt = PointsLot(
@@ -490,7 +390,7 @@ def _reverse_spendable(
         taken, shortfall = wanted, 0
     entry.points = -taken
     if shortfall:
-        _append(
+        append_entry(
             db_session,
             member_id=member_id,
             kind=EntryKind.WRITE_OFF,
@@ -541,9 +441,9 @@ def _repay_debt(db_session: Session, *, member_id: int) -> None:
     db_session.flush()
 
 
-def _expire_lot(db_session: Session, lot: PointsLot, *, now: datetime, key: str) -> None:
+def expire_lot(db_session: Session, lot: PointsLot, *, now: datetime, key: str) -> None:
     if lot.remaining > 0:
-        _append(
+        append_entry(
             db_session,
             member_id=lot.member_id,
             kind=EntryKind.EXPIRE,
@@ -570,7 +470,7 @@ def expire_due(db_session: Session, *, member_id: int, now: datetime) -> int:
     total = 0
     for lot in lots:
         total += lot.remaining
-        _expire_lot(db_session, lot, now=now, key=f"expire:{lot.id}")
+        expire_lot(db_session, lot, now=now, key=f"expire:{lot.id}")
     db_session.flush()
     return total
 
@@ -586,7 +486,7 @@ def activate_due(db_session: Session, *, member_id: int, now: datetime) -> int:
     ).scalars()
     total = 0
     for lot in lots:
-        _append(
+        append_entry(
             db_session,
             member_id=member_id,
             kind=EntryKind.ACTIVATE,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.db import transaction
 from siyu.identity.models import Member
-from siyu.loyalty import earn_rules, ledger, stamps, tiers
+from siyu.loyalty import earn_rules, ledger, points_spend, stamps, tiers
 from siyu.loyalty.earn_rules import Behaviour, EarnRules
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from siyu.loyalty.issuance import void_unused
@@ -220,7 +220,7 @@ def spend(
     """Spend points once per key; refused whole (nothing written) if the balance is short."""
     with transaction(session_factory) as db_session:
         _lock_member(db_session, member_id, now)
-        return ledger.spend(
+        return points_spend.spend(
             db_session,
             member_id=member_id,
             points=points,
@@ -360,7 +360,7 @@ def redeem_for_coupon(
             raise LoyaltyError(
                 LoyaltyErrorCode.TEMPLATE_NOT_FOUND, f"coupon {coupon_code} has no points price"
             )
-        result = ledger.spend(
+        result = points_spend.spend(
             db_session,
             member_id=member_id,
             points=price,
@@ -403,7 +403,7 @@ def pay_with_points(
                 f"{points} points do not pay a whole number of fen ≤ {total_fen} "
                 f"({rate} points = ¥1)",
             )
-        entry = ledger.spend(
+        entry = points_spend.spend(
             db_session,
             member_id=member_id,
             points=points,

@@ -20,7 +20,7 @@ from hypothesis.stateful import (
 
 from siyu.bootstrap import Siyu
 from siyu.db import transaction
-from siyu.loyalty import ledger, points_jobs
+from siyu.loyalty import ledger, points_jobs, points_spend
 from siyu.loyalty.errors import LoyaltyError
 from siyu.loyalty.ledger import ReversalPolicy
 from siyu.loyalty.models_points import LotState, PointsAllocation, PointsEntry, PointsLot
@@ -103,7 +103,7 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             with transaction(self.siyu.session_factory) as session:
                 ledger.lock_account(session, member_id=self.member, now=self.now)
-                result = ledger.spend(
+                result = points_spend.spend(
                     session,
                     member_id=self.member,
                     points=points,
@@ -130,7 +130,7 @@ class LedgerMachine(RuleBasedStateMachine):
         before = self._entry_count()
         with transaction(self.siyu.session_factory) as session:
             ledger.lock_account(session, member_id=self.member, now=self.now)
-            result = ledger.spend(
+            result = points_spend.spend(
                 session, member_id=self.member, points=1, key=key, reason="replay", now=self.now
             )
         assert not result.created
