@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import sqlalchemy.exc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from siyu import __version__
 from siyu.api.deps import SiyuDep
@@ -14,6 +16,25 @@ def create_app(siyu: Siyu) -> FastAPI:
         title="siyu", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json"
     )
     app.state.siyu = siyu
+
+    async def number_out_of_range(request: Request, error: Exception) -> JSONResponse:
+        # Ids and amounts are 64-bit in every store; a larger number in a request can never
+        # match or be stored, so it is the caller's error (422), not ours (500). SQLite's
+        # driver raises OverflowError, PostgreSQL a DataError (bigint out of range).
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": {
+                    "code": "number_out_of_range",
+                    "message": "a value in the request is out of range for the store"
+                    " (e.g. a number beyond 64 bits)",
+                }
+            },
+        )
+
+    app.add_exception_handler(OverflowError, number_out_of_range)
+    app.add_exception_handler(sqlalchemy.exc.DataError, number_out_of_range)
+
     from siyu.api import journeys  # journeys and delivery (issue #5)
 
     app.include_router(journeys.router)

@@ -6,12 +6,13 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from siyu.api.deps import SiyuDep
 from siyu.channels import journey_runtime
 from siyu.db import transaction
 from siyu.delivery import service as delivery_service
+from siyu.delivery.errors import DeliveryError, DeliveryErrorCode
 from siyu.journeys import service as journey_service
 from siyu.journeys import stats as journey_stats
 from siyu.journeys import templates
@@ -36,11 +37,14 @@ class PreviewRequest(BaseModel):
     event: dict[str, Any] = {}
 
 
+MAX_ID = 2**63 - 1  # ids are BIGINT; a larger one is a bad request, not a server error
+
+
 class ConsentRequest(BaseModel):
-    member_id: int
-    channel: str
+    member_id: int = Field(ge=1, le=MAX_ID)
+    channel: str = Field(min_length=1, max_length=32)
     granted: bool
-    source: str
+    source: str = Field(min_length=1, max_length=200)
 
 
 class AliyunSmsReport(BaseModel):
@@ -183,16 +187,22 @@ def decisions(
 
 @router.post("/delivery/consents", status_code=201)
 def record_consent(siyu: SiyuDep, request: ConsentRequest) -> dict[str, str]:
-    with transaction(siyu.session_factory) as db:
-        delivery_service.record_consent(
-            db_session=db,
-            now=siyu.clock.now(),
-            member_id=request.member_id,
-            channel=request.channel,
-            granted=request.granted,
-            source=request.source,
-            actor="api",
-        )
+    try:
+        with transaction(siyu.session_factory) as db:
+            delivery_service.record_consent(
+                db_session=db,
+                now=siyu.clock.now(),
+                member_id=request.member_id,
+                channel=request.channel,
+                granted=request.granted,
+                source=request.source,
+                actor="api",
+            )
+    except DeliveryError as error:
+        status = 404 if error.code is DeliveryErrorCode.MEMBER_NOT_FOUND else 422
+        raise HTTPException(
+            status_code=status, detail={"code": error.code.value, "message": error.message}
+        ) from error
     return {"status": "recorded"}
 
 

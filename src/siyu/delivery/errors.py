@@ -9,6 +9,7 @@ class DeliveryErrorCode(StrEnum):
     UNKNOWN_CHANNEL = "unknown_channel"
     INVALID_POLICY = "invalid_policy"
     NOT_FOUND = "not_found"
+    MEMBER_NOT_FOUND = "member_not_found"
 
 
 class DeliveryError(Exception):

@@ -19,6 +19,7 @@ from siyu.delivery.models import (
     QuietHours,
     QuietRule,
 )
+from siyu.identity.models import Member
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def record_consent(
     actor: str = "system",
 ) -> None:
     """Record a grant or a withdrawal (unsubscribe); the newest row per channel is in force."""
+    if db_session.get(Member, member_id) is None:
+        raise DeliveryError(DeliveryErrorCode.MEMBER_NOT_FOUND, f"no member {member_id}")
     db_session.add(
         Consent(
             member_id=member_id, channel=channel, granted=granted, source=source, recorded_at=now

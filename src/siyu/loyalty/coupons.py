@@ -129,10 +129,15 @@ class CouponTerms:
     stack_group: str | None = None
 
 
+# A line or a fee above ¥100 million is a typo or an attack, not a cart; the bound also keeps
+# every sum and percentage far inside a 64-bit integer.
+MAX_AMOUNT_FEN = 10**10
+
+
 class CartLine(BaseModel):
     sku: str | None = None
     category: str | None = None
-    amount_fen: int = Field(ge=0)
+    amount_fen: int = Field(ge=0, le=MAX_AMOUNT_FEN)
 
 
 class Cart(BaseModel):
@@ -140,8 +145,8 @@ class Cart(BaseModel):
 
     store_code: str | None = None
     channel: str | None = None
-    lines: list[CartLine] = Field(default_factory=list)
-    delivery_fee_fen: int = Field(default=0, ge=0)
+    lines: list[CartLine] = Field(default_factory=list, max_length=1000)
+    delivery_fee_fen: int = Field(default=0, ge=0, le=MAX_AMOUNT_FEN)
 
     @property
     def total_fen(self) -> int:

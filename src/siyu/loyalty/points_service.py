@@ -242,7 +242,7 @@ def reverse(
 ) -> LedgerResult:
     """Undo an earning (take points back, by policy) or a spend (give points back)."""
     with transaction(session_factory) as db_session:
-        ledger.lock_account(db_session, member_id=member_id, now=now)
+        _lock_member(db_session, member_id, now)
         original = ledger.entry_by_key(db_session, original_key)
         if original is not None and original.kind == EntryKind.SPEND:
             return ledger.restore(
@@ -394,7 +394,7 @@ def pay_with_points(
 ) -> PointsAndCash:
     """Points + cash: spend points worth part of the total; the rest is paid in cash."""
     with transaction(session_factory) as db_session:
-        ledger.lock_account(db_session, member_id=member_id, now=now)
+        _lock_member(db_session, member_id, now)
         rate = load_earn_rules(db_session).points_per_yuan_cash
         value = points * 100 // rate
         if points <= 0 or value > total_fen or points * 100 % rate:

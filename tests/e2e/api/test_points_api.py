@@ -36,3 +36,26 @@ def test_overspending_answers_409_with_the_error_code(siyu: Siyu) -> None:
     )
     assert refused.status_code == 409
     assert refused.json()["detail"]["code"] == "insufficient_points"
+
+
+def test_paying_or_reversing_for_an_unknown_member_answers_404(siyu: Siyu) -> None:
+    client = TestClient(create_app(siyu))
+    paid = client.post(
+        "/api/points/999999/pay",
+        json={"idempotency_key": "SO-1", "points": 100, "total_fen": 1000},
+    )
+    reversed_ = client.post(
+        "/api/points/999999/reverse", json={"idempotency_key": "RF-1", "original_key": "SO-1"}
+    )
+    assert paid.status_code == 404
+    assert reversed_.status_code == 404
+    assert reversed_.json()["detail"]["code"] == "member_not_found"
+
+
+def test_a_member_id_beyond_64_bits_is_the_callers_error(siyu: Siyu) -> None:
+    client = TestClient(create_app(siyu))
+    response = client.post(
+        f"/api/points/{2**70}/spend", json={"idempotency_key": "SO-1", "points": 10}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"]["code"] == "number_out_of_range"

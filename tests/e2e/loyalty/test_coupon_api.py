@@ -85,3 +85,21 @@ def test_a_refunded_order_number_cannot_redeem_again(client: TestClient, siyu: S
     again = client.post("/api/coupons/redeem", json=order)
     assert again.status_code == 409
     assert again.json()["detail"]["code"] == "order_reversed"
+
+
+def test_a_cart_line_above_a_hundred_million_yuan_is_refused_by_field(client: TestClient) -> None:
+    cart = {"lines": [{"sku": "X", "amount_fen": 10**30}]}
+    response = client.post(
+        "/api/coupons/validate", json={"member_id": 1, "cart": cart, "coupon_ids": [1]}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][-1] == "amount_fen"
+
+
+def test_consent_for_an_unknown_member_answers_404(client: TestClient) -> None:
+    response = client.post(
+        "/api/delivery/consents",
+        json={"member_id": 424242, "channel": "sms", "granted": True, "source": "pos"},
+    )
+    assert response.status_code == 404
+    assert response.json()["detail"]["code"] == "member_not_found"

@@ -18,15 +18,6 @@ from siyu.bootstrap import Siyu
 from tests.factories.people import seed_people
 
 EXAMPLES = int(os.environ.get("SIYU_FUZZ_EXAMPLES", "2"))
-# Found by this run in other domains' routes and reported to their owners (issue #8 notes);
-# listed so the suite stays green while they are fixed — remove an entry once it is.
-KNOWN_5XX = {
-    "POST /api/delivery/consents",  # unknown member_id → IntegrityError, should be 404/422
-    "POST /api/coupons/reserve",  # huge amounts → OverflowError (no bound on the field)
-    "POST /api/coupons/validate",  # same
-    "POST /api/points/{member_id}/pay",  # unknown member → IntegrityError
-    "POST /api/points/{member_id}/reverse",  # unknown member → IntegrityError
-}
 # 503 is the deliberate answer of the WeCom callback while no WeCom app is configured.
 NOT_CONFIGURED = {"GET /wecom/callback: 503", "POST /wecom/callback: 503"}
 # Operations that rebuild the warehouse or run a worker pass: correct but seconds each.
@@ -57,5 +48,5 @@ def test_no_generated_request_makes_the_api_fail(sqlite_siyu: Siyu) -> None:
                 failures.append(f"{case.method} {case.path}: {status} {detail}".strip())
 
         probe()
-    known = {f for f in failures if f.split(":")[0] in KNOWN_5XX} | NOT_CONFIGURED
-    assert sorted(set(failures) - known) == [], "\n".join(sorted(set(failures) - known))
+    unexpected = sorted(set(failures) - NOT_CONFIGURED)
+    assert unexpected == [], "\n".join(unexpected)
