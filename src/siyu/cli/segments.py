@@ -73,6 +73,11 @@ def export_to_clickhouse_command(
         shutil.rmtree(scratch, ignore_errors=True)
         if target is not siyu.segment_warehouse:
             target.close()
+    # a copy of every warehouse table (orders, events, member features) leaves this store
+    audit_export(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), actor="cli",
+        kind="warehouse", subject=target_url.split("@")[-1], detail={"rows": copied},
+    )  # fmt: skip
     if as_json:
         _echo(copied)
         return

@@ -6,8 +6,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from siyu.audit.models import AuditEntry
 from siyu.bootstrap import bootstrap
 from siyu.cli.main import _register_commands, app
 from siyu.clock import FixedClock
@@ -41,6 +43,26 @@ def test_export_to_clickhouse_syncs_then_copies_every_table(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     copied = json.loads(result.stdout)
     assert (copied["members"], copied["order_lines"], copied["order_totals"]) == (1, 2, 1)
+
+
+def test_export_to_clickhouse_is_audited_as_a_data_export(tmp_path: Path) -> None:
+    _demo_tea(tmp_path / "data")
+    _register_commands()
+    result = CliRunner().invoke(
+        app,
+        ["--data-dir", str(tmp_path / "data"), "warehouse", "export-to-clickhouse", "--json"],
+        env={"SIYU_WAREHOUSE_URL": "chdb://", "SIYU_ENVIRONMENT": "test"},
+    )
+    assert result.exit_code == 0, result.output
+    siyu = bootstrap(Settings(environment="test", data_dir=tmp_path / "data"), clock=NOW)
+    with transaction(siyu.session_factory) as session:
+        audited = session.execute(
+            sa.select(AuditEntry.actor, AuditEntry.entity_type).where(
+                AuditEntry.action == "data.export"
+            )
+        ).all()
+    siyu.close()
+    assert [tuple(row) for row in audited] == [("cli", "warehouse")]
 
 
 def test_export_without_a_clickhouse_url_is_refused(tmp_path: Path) -> None:
