@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from siyu import __version__
 from siyu.api.deps import SiyuDep
 from siyu.bootstrap import Siyu
+from siyu.loyalty.errors import LoyaltyError
 
 
 def create_app(siyu: Siyu) -> FastAPI:
@@ -53,6 +54,7 @@ def create_app(siyu: Siyu) -> FastAPI:
     from siyu.api import loyalty  # coupons: templates, wallet, redemption protocol (issue #7)
 
     app.include_router(loyalty.router)
+    app.add_exception_handler(LoyaltyError, loyalty.loyalty_refused)  # coupons and points
     from siyu.api import wecom  # WeCom callbacks (issue #6)
 
     app.include_router(wecom.router)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -41,19 +42,26 @@ _STATUS = {
     LoyaltyErrorCode.IDEMPOTENCY_CONFLICT: 409,
     LoyaltyErrorCode.TEMPLATE_INACTIVE: 409,
     LoyaltyErrorCode.ORDER_REVERSED: 409,
+    LoyaltyErrorCode.ENTRY_NOT_FOUND: 404,
+    LoyaltyErrorCode.INSUFFICIENT_POINTS: 409,
+    LoyaltyErrorCode.DAILY_CAP_REACHED: 409,
 }
 
 
+async def loyalty_refused(request: Request, error: Exception) -> JSONResponse:
+    """One mapping for the coupon and points APIs (installed on the app): a refused call
+    answers its error code with 404 (unknown thing), 409 (state or limit) or 422 (bad input)."""
+    assert isinstance(error, LoyaltyError)
+    return JSONResponse(
+        status_code=_STATUS.get(error.code, 422),
+        content={"detail": {"code": error.code.value, "message": error.message}},
+    )
+
+
 def _run(siyu: Siyu, use_case: Callable[[Session, datetime], T]) -> T:
-    """One transaction per request; a refused call rolls back and maps to one HTTP status."""
-    try:
-        with transaction(siyu.session_factory) as db_session:
-            return use_case(db_session, siyu.clock.now())
-    except LoyaltyError as error:
-        raise HTTPException(
-            status_code=_STATUS.get(error.code, 422),
-            detail={"code": error.code.value, "message": error.message},
-        ) from error
+    """One transaction per request; a refused call rolls back (loyalty_refused answers it)."""
+    with transaction(siyu.session_factory) as db_session:
+        return use_case(db_session, siyu.clock.now())
 
 
 def _json(items: list[Any]) -> list[dict[str, Any]]:

@@ -16,27 +16,9 @@ from pydantic import BaseModel, Field
 from siyu.api.deps import SiyuDep
 from siyu.loyalty import points_service
 from siyu.loyalty.earn_rules import Behaviour
-from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from siyu.loyalty.ledger import LedgerResult, ReversalPolicy
 
 router = APIRouter(prefix="/api/points", tags=["points"])
-_STATUS = {
-    LoyaltyErrorCode.MEMBER_NOT_FOUND: 404,
-    LoyaltyErrorCode.ENTRY_NOT_FOUND: 404,
-    LoyaltyErrorCode.TEMPLATE_NOT_FOUND: 404,
-    LoyaltyErrorCode.INSUFFICIENT_POINTS: 409,
-    LoyaltyErrorCode.DAILY_CAP_REACHED: 409,
-    LoyaltyErrorCode.IDEMPOTENCY_CONFLICT: 409,
-    LoyaltyErrorCode.MEMBER_LIMIT_REACHED: 409,
-    LoyaltyErrorCode.BUDGET_EXHAUSTED: 409,
-}
-
-
-def _refused(error: LoyaltyError) -> HTTPException:
-    return HTTPException(
-        status_code=_STATUS.get(error.code, 422),
-        detail={"code": error.code.value, "message": error.message},
-    )
 
 
 class EarnBody(BaseModel):
@@ -110,98 +92,83 @@ def tier(member_id: int, siyu: SiyuDep) -> dict[str, Any]:
 
 @router.post("/{member_id}/earn")
 def earn(member_id: int, body: EarnBody, siyu: SiyuDep) -> dict[str, Any]:
-    try:
-        if body.behaviour is not None:
-            return _result(
-                points_service.earn_for_behaviour(
-                    siyu.session_factory,
-                    member_id=member_id,
-                    behaviour=body.behaviour,
-                    idempotency_key=body.idempotency_key,
-                    now=siyu.clock.now(),
-                )
-            )
-        if body.points is None:
-            raise HTTPException(
-                422, detail={"code": "invalid_points", "message": "give points or behaviour"}
-            )
+    if body.behaviour is not None:
         return _result(
-            points_service.grant(
+            points_service.earn_for_behaviour(
                 siyu.session_factory,
                 member_id=member_id,
-                points=body.points,
-                reason=body.reason,
+                behaviour=body.behaviour,
                 idempotency_key=body.idempotency_key,
                 now=siyu.clock.now(),
             )
         )
-    except LoyaltyError as error:
-        raise _refused(error) from error
+    if body.points is None:
+        raise HTTPException(
+            422, detail={"code": "invalid_points", "message": "give points or behaviour"}
+        )
+    return _result(
+        points_service.grant(
+            siyu.session_factory,
+            member_id=member_id,
+            points=body.points,
+            reason=body.reason,
+            idempotency_key=body.idempotency_key,
+            now=siyu.clock.now(),
+        )
+    )
 
 
 @router.post("/{member_id}/spend")
 def spend(member_id: int, body: SpendBody, siyu: SiyuDep) -> dict[str, Any]:
-    try:
-        return _result(
-            points_service.spend(
-                siyu.session_factory,
-                member_id=member_id,
-                points=body.points,
-                idempotency_key=body.idempotency_key,
-                reason=body.reason,
-                reference=body.reference,
-                now=siyu.clock.now(),
-            )
+    return _result(
+        points_service.spend(
+            siyu.session_factory,
+            member_id=member_id,
+            points=body.points,
+            idempotency_key=body.idempotency_key,
+            reason=body.reason,
+            reference=body.reference,
+            now=siyu.clock.now(),
         )
-    except LoyaltyError as error:
-        raise _refused(error) from error
+    )
 
 
 @router.post("/{member_id}/reverse")
 def reverse(member_id: int, body: ReverseBody, siyu: SiyuDep) -> dict[str, Any]:
-    try:
-        return _result(
-            points_service.reverse(
-                siyu.session_factory,
-                member_id=member_id,
-                original_key=body.original_key,
-                idempotency_key=body.idempotency_key,
-                policy=body.policy,
-                now=siyu.clock.now(),
-            )
+    return _result(
+        points_service.reverse(
+            siyu.session_factory,
+            member_id=member_id,
+            original_key=body.original_key,
+            idempotency_key=body.idempotency_key,
+            policy=body.policy,
+            now=siyu.clock.now(),
         )
-    except LoyaltyError as error:
-        raise _refused(error) from error
+    )
 
 
 @router.post("/{member_id}/redeem-coupon")
 def redeem_coupon(member_id: int, body: RedeemBody, siyu: SiyuDep) -> dict[str, Any]:
-    try:
-        result, coupon = points_service.redeem_for_coupon(
-            siyu.session_factory,
-            member_id=member_id,
-            coupon_code=body.coupon_code,
-            idempotency_key=body.idempotency_key,
-            now=siyu.clock.now(),
-        )
-    except LoyaltyError as error:
-        raise _refused(error) from error
+    result, coupon = points_service.redeem_for_coupon(
+        siyu.session_factory,
+        member_id=member_id,
+        coupon_code=body.coupon_code,
+        idempotency_key=body.idempotency_key,
+        now=siyu.clock.now(),
+    )
     return {**_result(result), "coupon": coupon}
 
 
 @router.post("/{member_id}/pay")
 def pay(member_id: int, body: PayBody, siyu: SiyuDep) -> dict[str, Any]:
-    try:
-        paid = points_service.pay_with_points(
-            siyu.session_factory,
-            member_id=member_id,
-            total_fen=body.total_fen,
-            points=body.points,
-            idempotency_key=body.idempotency_key,
-            now=siyu.clock.now(),
-        )
-    except LoyaltyError as error:
-        raise _refused(error) from error
+    paid = points_service.pay_with_points(
+        siyu.session_factory,
+        member_id=member_id,
+        total_fen=body.total_fen,
+        points=body.points,
+        idempotency_key=body.idempotency_key,
+        now=siyu.clock.now(),
+    )
     return {
         "points": paid.points,
         "points_value_fen": paid.points_value_fen,
