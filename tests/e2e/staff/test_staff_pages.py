@@ -147,3 +147,64 @@ def test_analysts_have_no_reveal(app_client: TestClient, people: People) -> None
     assert 'id="reveal"' not in page
     refused = client.post(f"/console/members/{member}/reveal", data={"csrf_token": csrf_from(page)})
     assert refused.status_code == 403
+
+
+def test_a_supervisor_assigns_a_task_by_phone_and_the_guide_sees_it(
+    siyu: Siyu, app_client: TestClient, people: People
+) -> None:
+    supervisor = signed_in(app_client, "wu.east")
+    page = supervisor.get("/console/tasks")
+    assert 'action="/console/tasks/assign"' in page.text and "Xiao Li" in page.text
+    assigned = supervisor.post(
+        "/console/tasks/assign",
+        data={"csrf_token": csrf_from(page.text), "staff_no": "xiaoli",
+              "title": "Invite to the oolong tasting", "kind": "call",
+              "due_on": "2026-06-18", "members": "138 1234 5678\n"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert assigned.status_code == 303 and "error" not in assigned.headers["location"]
+    supervisor.post("/console/logout", data={"csrf_token": csrf_from(page.text)})
+    guide = signed_in(app_client, "xiaoli")
+    assert "Invite to the oolong tasting" in guide.get("/console/tasks").text
+
+
+def test_assigning_a_customer_the_guide_does_not_own_is_refused_with_the_reason(
+    app_client: TestClient, people: People
+) -> None:
+    supervisor = signed_in(app_client, "wu.east")
+    token = csrf_from(supervisor.get("/console/tasks").text)
+    refused = supervisor.post(
+        "/console/tasks/assign",
+        data={"csrf_token": token, "staff_no": "xiaoli", "title": "Call", "kind": "call",
+              "due_on": "2026-06-18", "members": "13700002222"},
+        follow_redirects=True,
+    )  # fmt: skip
+    assert "Could not do that" in refused.text
+    assert 'class="card task' not in refused.text  # nothing was created
+
+
+def test_an_unknown_identity_names_its_line(app_client: TestClient, people: People) -> None:
+    supervisor = signed_in(app_client, "wu.east")
+    token = csrf_from(supervisor.get("/console/tasks").text)
+    refused = supervisor.post(
+        "/console/tasks/assign",
+        data={"csrf_token": token, "staff_no": "xiaoli", "title": "Call", "kind": "call",
+              "due_on": "2026-06-18", "members": "13812345678\n13000000000"},
+        follow_redirects=True,
+    )  # fmt: skip
+    assert "line 2" in refused.text
+
+
+def test_a_guide_has_no_assign_form_and_cannot_post_it(
+    app_client: TestClient, people: People
+) -> None:
+    guide = signed_in(app_client, "xiaoli")
+    page = guide.get("/console/tasks")
+    assert "/console/tasks/assign" not in page.text
+    refused = guide.post(
+        "/console/tasks/assign",
+        data={"csrf_token": csrf_from(page.text), "staff_no": "xiaoli", "title": "x",
+              "kind": "call", "due_on": "2026-06-18", "members": "13812345678"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert refused.status_code == 403
