@@ -48,13 +48,17 @@ class LifecycleThresholds:
 
 
 def lifecycle_sql(
-    *, as_of: date, thresholds: LifecycleThresholds | None = None, tz: tzinfo = BUSINESS_TZ
+    *,
+    as_of: date,
+    thresholds: LifecycleThresholds | None = None,
+    tz: tzinfo = BUSINESS_TZ,
+    orders_table: str = "orders",
 ) -> str:
     """DuckDB SQL selecting `(member_id, stage)` as of the end of `as_of`."""
     t = thresholds or LifecycleThresholds()
     registered_before = end_of_day_utc_literal(as_of, tz)
     return f"""
-WITH paid AS ({paid_orders_sql(as_of=as_of)}),
+WITH paid AS ({paid_orders_sql(as_of=as_of, orders_table=orders_table)}),
 stats AS (
     SELECT member_id,
            COUNT(*) AS orders_ever,

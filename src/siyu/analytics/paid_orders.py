@@ -25,11 +25,19 @@ def end_of_day_utc_literal(day: date, tz: tzinfo) -> str:
     return f"TIMESTAMP '{utc.isoformat(sep=' ')}'"
 
 
-def paid_orders_sql(*, as_of: date) -> str:
-    """One row per paid, non-refunded order on or before `as_of`, with `d` = whole days to it."""
+ORDERS_TABLES = ("orders", "order_totals")
+
+
+def paid_orders_sql(*, as_of: date, orders_table: str = "orders") -> str:
+    """One row per paid, non-refunded order on or before `as_of`, with `d` = whole days to it.
+    `orders_table` is the `orders` view (re-groups order lines on every read) or the same rows
+    materialised as `order_totals` (warehouse/order_totals.py) when the caller checked it is
+    current."""
+    if orders_table not in ORDERS_TABLES:
+        raise ValueError(f"unknown orders table {orders_table!r}")
     as_of_sql = date_literal(as_of)
     return (
         "SELECT member_id, order_id, amount, paid_date, "
         f"DATE_DIFF('day', paid_date, {as_of_sql}) AS d "
-        f"FROM orders WHERE NOT refunded AND paid_date <= {as_of_sql}"
+        f"FROM {orders_table} WHERE NOT refunded AND paid_date <= {as_of_sql}"
     )

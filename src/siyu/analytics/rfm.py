@@ -65,12 +65,14 @@ def _high(column: str, compare: str, cut: object | None, total: str) -> str:
     return f"({column} * n {compare} {total})"
 
 
-def rfm_sql(*, as_of: date, thresholds: RfmThresholds | None = None) -> str:
+def rfm_sql(
+    *, as_of: date, thresholds: RfmThresholds | None = None, orders_table: str = "orders"
+) -> str:
     """DuckDB SQL selecting `(member_id, rfm_class, r, f, m)` as of `as_of`."""
     t = thresholds or RfmThresholds()
     m_cut = None if t.m_cut is None else f"CAST('{Decimal(t.m_cut)}' AS DECIMAL(18, 2))"
     return f"""
-WITH paid AS ({paid_orders_sql(as_of=as_of)}),
+WITH paid AS ({paid_orders_sql(as_of=as_of, orders_table=orders_table)}),
 rfm AS (
     SELECT member_id,
            MIN(d) AS r,

@@ -9,23 +9,35 @@ import pytest
 
 from siyu.analytics.reports import (
     lifecycle_report,
+    orders_table_of,
     repurchase_report,
     retention_report,
     rfm_report,
 )
 from siyu.warehouse.duckdb import DuckDBWarehouse
+from siyu.warehouse.order_totals import rebuild_order_totals
 from tests.factories.warehouse import seeded_brand
 from tests.integration.analytics import reference as ref
 
 AS_OF_DATES = [date(2026, 6, 18), date(2025, 12, 31), date(2025, 3, 1), date(2024, 1, 31)]
 
 
-@pytest.fixture(scope="module", params=[1, 2, 3])
+# Each seed twice: reports over the `orders` view, and over `order_totals` materialised as the
+# warehouse sync keeps it (the reports read it whenever its guard says it is current).
+@pytest.fixture(
+    scope="module",
+    params=[(seed, totals) for seed in (1, 2, 3) for totals in (False, True)],
+    ids=lambda p: f"seed{p[0]}-{'order_totals' if p[1] else 'orders_view'}",
+)
 def brand(
     request: pytest.FixtureRequest,
 ) -> Iterator[tuple[DuckDBWarehouse, dict[int, datetime | None], list]]:  # type: ignore[type-arg]
+    seed, totals = request.param
     warehouse = DuckDBWarehouse(":memory:")
-    members, lines = seeded_brand(warehouse, seed=request.param)
+    members, lines = seeded_brand(warehouse, seed=seed)
+    if totals:
+        rebuild_order_totals(warehouse)
+    assert orders_table_of(warehouse) == ("order_totals" if totals else "orders")
     yield warehouse, members, lines
     warehouse.close()
 
