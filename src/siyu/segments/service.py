@@ -110,16 +110,37 @@ def preview_segment(
     """The count and a masked sample of the first members, as the builder shows while editing."""
     started = time.perf_counter()
     orders = orders_table(warehouse)
-    query = _compile(definition, orders, now=now, session=session, timezone=timezone)
-    count = int(warehouse.query(render(count_query(query), warehouse.dialect))[0][0])
-    # The sample selects from the segment's own WHERE (no second pass over the segment).
-    sample_query = _compile(
-        definition, orders, now=now, session=session, timezone=timezone, columns=SAMPLE_COLUMNS
-    )
-    sample_query = sample_query.order_by(exp.column("member_id", "m")).limit(sample_size)
-    rows = warehouse.query(render(sample_query, warehouse.dialect))
+    if warehouse.dialect == "duckdb":
+        query = _compile(definition, orders, now=now, session=session, timezone=timezone)
+        rows = warehouse.query(render(_count_and_sample(query, sample_size), "duckdb"))
+        count = int(rows[0][-1]) if rows else 0
+    else:
+        # ClickHouse inlines CTEs, so a shared one would run twice anyway: two queries, the
+        # sample from the segment's own WHERE (no second pass over the segment).
+        query = _compile(definition, orders, now=now, session=session, timezone=timezone)
+        count = int(warehouse.query(render(count_query(query), warehouse.dialect))[0][0])
+        sample_query = _compile(
+            definition, orders, now=now, session=session, timezone=timezone,
+            columns=SAMPLE_COLUMNS,
+        ).order_by(exp.column("member_id", "m")).limit(sample_size)  # fmt: skip
+        rows = warehouse.query(render(sample_query, warehouse.dialect))
     sample = [SampleMember(int(r[0]), mask_name(r[1]), r[2], r[3]) for r in rows]
     return Preview(count=count, sample=sample, elapsed_ms=_ms_since(started))
+
+
+def _count_and_sample(query: exp.Select, sample_size: int) -> exp.Select:
+    """One DuckDB query for the builder: the segment's member ids evaluated once
+    (a MATERIALIZED CTE), counted, and the first `sample_size` of them joined to `members`.
+    Each row is (SAMPLE_COLUMNS…, count); no rows means an empty segment."""
+    first = exp.select("member_id").from_("segment").order_by("member_id").limit(sample_size)
+    total = exp.select(exp.Count(this=exp.Star())).from_("segment").subquery()
+    return (
+        exp.select(*[exp.column(c, "s") for c in SAMPLE_COLUMNS], total.as_("segment_count"))
+        .from_(exp.table_("members", alias="s"))
+        .where(exp.column("member_id", "s").isin(query=first))
+        .with_("segment", as_=query, materialized=True)
+        .order_by(exp.column("member_id", "s"))
+    )
 
 
 def mask_name(name: str | None) -> str:

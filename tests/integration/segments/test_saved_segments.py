@@ -138,6 +138,24 @@ def test_preview_counts_and_masks_the_sample(siyu: Siyu) -> None:
     ]
 
 
+def test_preview_of_a_segment_nobody_is_in_counts_zero_with_an_empty_sample(siyu: Siyu) -> None:
+    _personas(siyu)
+    nobody = {"all": [WOMEN, {"attr": "gender", "op": "eq", "value": "M"}]}
+    preview = segment_service.preview_segment(warehouse=siyu.warehouse, definition=nobody, now=NOW)
+    assert (preview.count, preview.sample) == (0, [])
+
+
+def test_preview_sample_is_the_first_members_by_id_and_the_count_is_all_of_them(
+    siyu: Siyu,
+) -> None:
+    _personas(siyu)
+    everyone = {"any": [WOMEN, {"attr": "gender", "op": "eq", "value": "M"}]}
+    preview = segment_service.preview_segment(
+        warehouse=siyu.warehouse, definition=everyone, now=NOW, sample_size=2
+    )
+    assert (preview.count, [s.member_id for s in preview.sample]) == (3, [1, 2])
+
+
 def test_a_nested_saved_segment_is_evaluated_inside_another(siyu: Siyu) -> None:
     _personas(siyu)
     _save(siyu, "women", WOMEN)
