@@ -9,6 +9,11 @@ Issue #7 targets: issuance of 1M coupons ≤ 60 s (`--members 1000000`), ≥ 2,0
 with 32 clients and zero invariant violations. The baseline reads the coupon's state, then
 writes (no conditional UPDATE, no unique key): its violations are counted, not prevented.
 Each run creates (and drops) its own database, seeded deterministically.
+
+Measured 2026-11-23 on the 2-core box: `--members 1000000 --processes 2` issuance 1M coupons
+(+ 1M events) in 49.1 s = 20,359/s (load ~3; target met). `--members 100000 --processes 4
+--seconds 8`: 744 redemptions/s, 0 violations; naive 1,391/s with 3 extra redemptions.
+`pgbench -N -c 32` reaches 4,663 tps here: the Python clients, not PostgreSQL, are the ceiling.
 """
 
 from __future__ import annotations
