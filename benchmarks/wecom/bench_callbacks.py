@@ -73,6 +73,7 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
         env["SIYU_DATABASE_URL"] = args.database_url
     if getattr(args, "full_app", False):
         env["BENCH_FULL_APP"] = "1"
+    env["BENCH_PER_MINUTE"] = str(args.per_minute)
     return env
 
 
@@ -102,14 +103,20 @@ def serve_fake(port: int) -> None:
 
 async def run_worker() -> None:
     from siyu.bootstrap import bootstrap
-    from siyu.channels.wecom.client import WeComClient
+    from siyu.channels.wecom.client import RateLimiter, WeComClient
     from siyu.channels.wecom.processing import process_inbox
     from siyu.config import Settings
 
     settings = Settings()
     siyu = bootstrap(settings, migrate=False)
     assert settings.wecom_corp_id is not None
-    client = WeComClient(corp_id=CORP, secret=SECRET, base_url=settings.wecom_api_base)
+    per_minute = int(os.environ["BENCH_PER_MINUTE"])
+    client = WeComClient(
+        corp_id=CORP,
+        secret=SECRET,
+        base_url=settings.wecom_api_base,
+        limiter=RateLimiter(per_minute=per_minute, per_hour=max(150_000, per_minute * 60)),
+    )
     (settings.data_dir / "worker.ready").touch()
     while True:
         result = await process_inbox(
@@ -305,6 +312,10 @@ async def orchestrate(args: argparse.Namespace) -> None:
     welcome = [float(x) for x in stats["welcome_latencies"][warm:]]
     total = len(acks)
     print(f"store: {Settings().resolved_database_url.split(':')[0]}; 3 processes + load generator")
+    print(
+        f"worker rate limit: {args.per_minute:,} calls/min per API"
+        + (" (WeCom's own limit)" if args.per_minute == 10_000 else " (lifted: fake WeCom only)")
+    )
     print(f"callbacks: {total} in {elapsed:.1f} s = {total / elapsed:.0f}/s (asked {args.rate}/s)")
     print(
         f"ack latency     p50 {pct(acks, 0.5) * 1000:6.1f} ms  p99 {pct(acks, 0.99) * 1000:6.1f} ms"
@@ -334,6 +345,12 @@ def main() -> None:
     )
     parser.add_argument("--no-worker", action="store_true", help="intake only (ack latency)")
     parser.add_argument("--warmup", type=int, default=20, help="events before measuring")
+    parser.add_argument(
+        "--per-minute",
+        type=int,
+        default=10_000,
+        help="the worker client's calls/min per API (WeCom's limit is 10,000; the fake has none)",
+    )
     parser.add_argument("--role", choices=("siyu", "fake", "worker"), default=None)
     args = parser.parse_args()
     if args.role == "siyu":
