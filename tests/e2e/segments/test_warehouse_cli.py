@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from siyu.audit.models import AuditEntry
 from siyu.bootstrap import bootstrap
@@ -29,16 +29,21 @@ def _demo_tea(data_dir: Path) -> None:
     siyu.close()
 
 
-def test_export_to_clickhouse_syncs_then_copies_every_table(tmp_path: Path) -> None:
-    # Given Demo Tea's Wang Fang with one two-line order, not yet synced
+def _export_demo_tea_to_chdb(tmp_path: Path) -> Result:
+    """Demo Tea (not yet synced) exported to the ClickHouse named by SIYU_WAREHOUSE_URL."""
     _demo_tea(tmp_path / "data")
     _register_commands()
-    # When the operator exports to the ClickHouse warehouse named by SIYU_WAREHOUSE_URL
-    result = CliRunner().invoke(
+    return CliRunner().invoke(
         app,
         ["--data-dir", str(tmp_path / "data"), "warehouse", "export-to-clickhouse", "--json"],
         env={"SIYU_WAREHOUSE_URL": "chdb://", "SIYU_ENVIRONMENT": "test"},
     )
+
+
+def test_export_to_clickhouse_syncs_then_copies_every_table(tmp_path: Path) -> None:
+    # Given Demo Tea's Wang Fang with one two-line order, not yet synced,
+    # When the operator exports to the ClickHouse warehouse named by SIYU_WAREHOUSE_URL
+    result = _export_demo_tea_to_chdb(tmp_path)
     # Then the warehouse was synced first and every table copied
     assert result.exit_code == 0, result.output
     copied = json.loads(result.stdout)
@@ -46,13 +51,7 @@ def test_export_to_clickhouse_syncs_then_copies_every_table(tmp_path: Path) -> N
 
 
 def test_export_to_clickhouse_is_audited_as_a_data_export(tmp_path: Path) -> None:
-    _demo_tea(tmp_path / "data")
-    _register_commands()
-    result = CliRunner().invoke(
-        app,
-        ["--data-dir", str(tmp_path / "data"), "warehouse", "export-to-clickhouse", "--json"],
-        env={"SIYU_WAREHOUSE_URL": "chdb://", "SIYU_ENVIRONMENT": "test"},
-    )
+    result = _export_demo_tea_to_chdb(tmp_path)
     assert result.exit_code == 0, result.output
     siyu = bootstrap(Settings(environment="test", data_dir=tmp_path / "data"), clock=NOW)
     with transaction(siyu.session_factory) as session:
