@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from siyu.bootstrap import Siyu
+from siyu.channels.wecom import processing
 from siyu.channels.wecom.models import WeComCorpTag, WeComFollow, WeComInbox, WeComWelcome
 from siyu.channels.wecom.processing import process_inbox
 from siyu.channels.wecom.sync import sync_corp_tags
@@ -130,6 +132,46 @@ def test_a_welcome_within_20_s_is_sent(siyu: Siyu) -> None:
 
     assert asyncio.run(scenario()) == 1
     assert h.fake.welcomes_sent[0]["text"] == {"content": "Hi Wang Fang"}
+
+
+def test_a_batch_of_adds_is_welcomed_once_each_even_when_an_add_cannot_be_ingested(
+    siyu: Siyu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given three customers scanned Xiao Li's card; ingesting the second one fails
+    h = harness(siyu)
+    _xiao_li(siyu)
+    real_handle = processing._handle
+
+    def failing_for_li_na(session: Any, fields: dict[str, str], remote: Any, *rest: Any) -> Any:
+        if remote.get("name") == "Li Na":
+            raise ValueError("ingest refused")
+        return real_handle(session, fields, remote, *rest)
+
+    monkeypatch.setattr(processing, "_handle", failing_for_li_na)
+
+    async def scenario() -> tuple[int, int]:
+        await _greeting_code(h)
+        for name in ("Wang Fang", "Li Na", "Zhou Min"):
+            await h.fake.push(
+                h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name=name),
+                http=h.siyu_http,
+            )
+        first = await process_inbox(
+            session_factory=siyu.session_factory, client=h.client, now=siyu.clock.now(),
+            tz=siyu.settings.tz,
+        )  # fmt: skip
+        again = await process_inbox(
+            session_factory=siyu.session_factory, client=h.client, now=siyu.clock.now(),
+            tz=siyu.settings.tz,
+        )  # fmt: skip
+        await h.aclose()
+        return first.welcomes_sent, again.welcomes_sent
+
+    # when the worker passes twice, then each customer was welcomed exactly once
+    assert asyncio.run(scenario()) == (3, 0)
+    assert sorted(w["text"]["content"] for w in h.fake.welcomes_sent) == [
+        "Hi Li Na", "Hi Wang Fang", "Hi Zhou Min",
+    ]  # fmt: skip
 
 
 def _tag_callback(h: Harness, *, change: str, tag_id: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -202,24 +203,8 @@ def _on_add(
         followup.mark.append((userid, ext, list(code.auto_tags)))
         if member_id is not None:
             _apply_siyu_tags(session, member_id=member_id, wecom_tag_ids=code.auto_tags, now=now)
-    welcome_code = fields.get("WelcomeCode")
-    if welcome_code and code and code.welcome:
-        payload = welcome_payload(
-            code.welcome, code=welcome_code, name=str(contact.get("name") or "")
-        )
-        if payload and not session.scalar(
-            sa.select(WeComWelcome.id).where(WeComWelcome.welcome_code == welcome_code)
-        ):
-            row = WeComWelcome(
-                welcome_code=welcome_code,
-                userid=userid,
-                external_userid=ext,
-                code_id=code.id,
-                added_at=_instant(fields),
-            )
-            session.add(row)
-            session.flush()
-            followup.welcome_id, followup.welcome_payload = row.id, payload
+    if fields.get("WelcomeCode") and (welcome := _welcome_row(session, fields, contact)):
+        followup.welcome_id, followup.welcome_payload = welcome.welcome_id, welcome.welcome_payload
     return followup
 
 
@@ -449,18 +434,75 @@ async def process_inbox(
                 return error
 
     remotes = await asyncio.gather(*(remote_of(payload) for _, payload in pending))
-    followups = [
-        _process_one(session_factory, inbox_id, remote, now, tz, result)
-        for (inbox_id, _), remote in zip(pending, remotes, strict=True)
-    ]
-    if client is not None:
+
+    async def after_all(followups: Iterable[_Followup | None]) -> None:
+        if client is None:
+            return
 
         async def after(followup: _Followup) -> None:
             async with gate:
                 await _after_commit(session_factory, client, followup, now, result, welcome_window)
 
         await asyncio.gather(*(after(f) for f in followups if f is not None))
+
+    # The welcome has the 20 s deadline: its rows for the whole batch first, sent before the
+    # per-row work (which then finds the row and does not welcome again).
+    batch = [(payload, remote) for (_, payload), remote in zip(pending, remotes, strict=True)]
+    await after_all(_welcomes_first(session_factory, batch))
+    followups = [
+        _process_one(session_factory, inbox_id, remote, now, tz, result)
+        for (inbox_id, _), remote in zip(pending, remotes, strict=True)
+    ]
+    await after_all(followups)
     return result
+
+
+def _welcomes_first(
+    session_factory: sessionmaker[Session],
+    batch: list[tuple[dict[str, str], dict[str, Any] | Exception]],
+) -> list[_Followup]:
+    """Welcome rows for the batch's adds that carry a WelcomeCode and came through a channel
+    code with a welcome, in one transaction; yields what to send."""
+    adds = [
+        (fields, remote)
+        for fields, remote in batch
+        if fields.get("Event") == "change_external_contact"
+        and fields.get("ChangeType") in {"add_external_contact", "add_half_external_contact"}
+        and fields.get("WelcomeCode")
+        and not isinstance(remote, Exception)
+    ]
+    if not adds:
+        return []
+    with session_factory() as session:
+        followups = [
+            f for fields, remote in adds if (f := _welcome_row(session, fields, remote)) is not None
+        ]
+        session.commit()
+    return followups
+
+
+def _welcome_row(
+    session: Session, fields: dict[str, str], contact: dict[str, Any]
+) -> _Followup | None:
+    code = growth.code_by_state(session, fields.get("State"))
+    welcome_code = fields["WelcomeCode"]
+    if not (code and code.welcome):
+        return None
+    payload = welcome_payload(code.welcome, code=welcome_code, name=str(contact.get("name") or ""))
+    if payload is None or session.scalar(
+        sa.select(WeComWelcome.id).where(WeComWelcome.welcome_code == welcome_code)
+    ):
+        return None
+    row = WeComWelcome(
+        welcome_code=welcome_code,
+        userid=fields["UserID"],
+        external_userid=fields["ExternalUserID"],
+        code_id=code.id,
+        added_at=_instant(fields),
+    )
+    session.add(row)
+    session.flush()
+    return _Followup(welcome_id=row.id, welcome_payload=payload)
 
 
 def _process_one(
