@@ -27,6 +27,9 @@ Measured 2026-11-23 on the shared 2-core box, SQLite (load generator on raw asyn
 - concurrent WeCom calls in the worker, `--per-minute 1000000`, 500/s x 20 s, with the test
   suite running beside it (load ~2.6): ack p50 0.9 s / p99 2.1 s, worker ~65 adds/s,
   639 welcomes in time, p99 19.7 s.
+- plus the welcome fast path (a batch's welcomes sent before its per-row ingest), quiet box
+  (load ~1.3): ack p50 0.6 s / p99 2.1 s, worker ~63 adds/s, 627 welcomes in time, p99 17.0 s —
+  the backlog, not the batch, now decides the welcome latency.
 Profile of the worker (in-process fake, 500 adds): 23 ms per add, 16 ms of it the database
 work of `_on_add` (~30 statements: OneID resolution and the event ingest twice, follow,
 attribution, welcome row) — one worker handles ~60 adds/s on SQLite whatever the HTTP side
