@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from siyu.identity.models import Identity, IdentityObservation, Member, MemberMerge, MemberRecord
+from siyu.ingest.bulk import insert_rows
 from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
 from siyu.tags.models import MemberTag
@@ -457,15 +458,7 @@ def _observe(session: Session, observations: set[tuple[int, str, str]], now: dat
         {"identity_id": i, "record_kind": kind, "record_key": key, "observed_at": now}
         for i, kind, key in sorted(observations)
     ]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.connection().execute(pg_insert(table).on_conflict_do_nothing(), rows)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.connection().execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    insert_rows(session.connection(), table, rows, skip_conflicts=True)
 
 
 def release(

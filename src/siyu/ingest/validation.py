@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from siyu.identity.oneid import MEMBER_NO, Key, MemberSeed, SourceRecord
@@ -112,6 +113,11 @@ def _line_no(row: dict[str, Any]) -> int:
     raw = _text(row, "line_no")
     if raw is None:
         return 1
+    if raw.isdecimal() and len(raw) < 16:  # the common case; exactly what the pattern allows
+        value = int(raw)
+        if value < 1:
+            raise RowRejected(f"line_no: {raw!r} must be 1 or more")
+        return value
     try:
         value = int(float(raw)) if re.fullmatch(r"\d+(\.0+)?", raw) else int(raw)
     except ValueError:
@@ -154,9 +160,29 @@ def _canonical(value: Any) -> str:
 def content_hash(values: dict[str, Any]) -> str:
     """A row's fingerprint for idempotent re-imports. Values are flat (str, int, Decimal,
     date, datetime, None, or an event's dicts); str() of each in key order is canonical enough
-    and several times cheaper than JSON per row."""
-    canonical = "\x1f".join(f"{key}\x1e{_canonical(values[key])}" for key in sorted(values))
-    return hashlib.md5(canonical.encode(), usedforsecurity=False).hexdigest()
+    and several times cheaper than JSON per row. The text hashed must never change (stored
+    hashes decide whether a re-imported row is a duplicate), so the fast path below builds
+    exactly the string `_canonical` would: f"{v}" is str(v) for every flat value."""
+    parts = [
+        prefix + (_canonical(value) if type(value) is dict else str(value))
+        for prefix, value in zip(*_prefixes(tuple(values), values), strict=True)
+    ]
+    return hashlib.md5("\x1f".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+def _prefixes(keys: tuple[str, ...], values: dict[str, Any]) -> tuple[tuple[str, ...], list[Any]]:
+    ordered = _sorted_keys(keys)
+    return _key_prefixes(ordered), [values[key] for key in ordered]
+
+
+@lru_cache(maxsize=64)
+def _key_prefixes(ordered: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{key}\x1e" for key in ordered)
+
+
+@lru_cache(maxsize=64)
+def _sorted_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(keys))
 
 
 def validate_member(row: dict[str, Any], *, tz: tzinfo) -> ValidRow:
@@ -182,25 +208,45 @@ def validate_member(row: dict[str, Any], *, tz: tzinfo) -> ValidRow:
     return ValidRow(record, values, content_hash(values), warnings, notes)
 
 
+def _texts(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, str | None]:
+    """`_text` of every name at once (one dict instead of a call per field on the hot path)."""
+    found: dict[str, str | None] = {}
+    for name in names:
+        value = row.get(name)
+        found[name] = None if value is None else (str(value).strip() or None)
+    return found
+
+
+ORDER_FIELDS = (
+    "order_id", "line_no", *ORDER_IDENTITIES, "paid_at", "store_code", "channel", "amount",
+    "status", "category", "sku",
+)  # fmt: skip
+
+
 def validate_order(row: dict[str, Any], *, tz: tzinfo) -> ValidRow:
     notes: list[str] = []
-    order_id = _required(row, "order_id")
-    line_no = _line_no(row)
-    identities, warnings = _identities([(k, _text(row, k)) for k in ORDER_IDENTITIES], notes)
-    paid_at = parse_instant(_required(row, "paid_at"), name="paid_at", tz=tz)
+    text = _texts(row, ORDER_FIELDS)
+    order_id = _required(text, "order_id")
+    line_no = _line_no(text)
+    identities, warnings = _identities([(k, text[k]) for k in ORDER_IDENTITIES], notes)
+    paid_at = parse_instant(_required(text, "paid_at"), name="paid_at", tz=tz)
+    status = text["status"] or "paid"
     values: dict[str, Any] = {
         "order_id": order_id,
         "line_no": line_no,
-        "store_code": _text(row, "store_code"),
-        "channel": _text(row, "channel"),
+        "store_code": text["store_code"],
+        "channel": text["channel"],
         "paid_at": paid_at,
-        "amount": _amount(row),
-        "status": _enum(row, "status", ("paid", "refunded"), "paid"),
-        "category": _text(row, "category"),
-        "sku": _text(row, "sku"),
+        "amount": _amount(text),
+        "status": status
+        if status in ("paid", "refunded")
+        else _enum(text, "status", ("paid", "refunded"), "paid"),
+        "category": text["category"],
+        "sku": text["sku"],
     }
+    carried = dict(identities)  # one value per type: the fields are single columns
     for kind in ORDER_IDENTITIES:
-        values[kind] = next((v for k, v in identities if k == kind), None)
+        values[kind] = carried.get(kind)
     seed = MemberSeed(
         registered_at=paid_at, channel=values["channel"], store_code=values["store_code"]
     )

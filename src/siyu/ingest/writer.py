@@ -24,6 +24,7 @@ from siyu.identity import oneid
 from siyu.identity.models import Member, MemberRecord
 from siyu.identity.oneid import table_of
 from siyu.identity.regroup import regroup
+from siyu.ingest.bulk import insert_rows
 from siyu.ingest.models import Event
 from siyu.ingest.readers import SourceRow
 from siyu.ingest.validation import MEMBER_IDENTITIES, VALIDATORS, RowRejected, ValidRow
@@ -236,7 +237,7 @@ def _insert(
         }
         for item, member_id in zip(rows, member_of, strict=True)
     ]
-    session.connection().execute(sa.insert(table_of(model)), payload)
+    insert_rows(session.connection(), table_of(model), payload)
 
 
 def _store_members(
@@ -260,8 +261,7 @@ def _store_members(
                     "updated_at": now,
                 }
             )
-    if new_rows:
-        session.connection().execute(sa.insert(t), new_rows)
+    insert_rows(session.connection(), t, new_rows)
     if moved:
         statement = (
             sa.update(t).where(t.c.id == sa.bindparam("rid")).values(member_id=sa.bindparam("mid"))

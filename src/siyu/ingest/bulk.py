@@ -1,0 +1,92 @@
+"""Bulk row inserts for the import hot path, below SQLAlchemy's per-row statement machinery.
+
+An import writes hundreds of thousands of rows per transaction. Through Core's executemany
+SQLAlchemy builds a parameter dict per row and runs every bind processor through its compiled
+statement (about a third of an order import's time at 100k lines). On SQLite we instead hand the
+driver one positional INSERT and a list of tuples, converted with the *same* bind processors
+the column types define (UTCDateTime → UTC text, Numeric → float/str, JSON → text), so the stored
+values are byte-for-byte what Core would have written. Other dialects keep Core's executemany
+(psycopg's pipeline already batches it).
+
+Decided here: every row must carry the same keys (the first row's keys name the columns); a
+missing key is NULL, never a column default, so callers pass complete rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def insert_rows(
+    connection: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    skip_conflicts: bool = False,
+) -> None:
+    """INSERT `rows` into `table` in one executemany; `skip_conflicts` = ON CONFLICT DO NOTHING."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        connection.execute(_core_insert(table, dialect.name, skip_conflicts), list(rows))
+        return
+    names = list(rows[0])
+    connection.exec_driver_sql(
+        _sqlite_sql(table, names, skip_conflicts), _tuples(table, names, rows, dialect)
+    )
+
+
+def _core_insert(table: sa.Table, dialect_name: str, skip_conflicts: bool) -> Any:
+    if not skip_conflicts:
+        return sa.insert(table)
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"skip_conflicts on {dialect_name}")  # pragma: no cover
+
+
+def _sqlite_sql(table: sa.Table, names: list[str], skip_conflicts: bool) -> str:
+    columns = ", ".join(f'"{name}"' for name in names)
+    marks = ", ".join("?" for _ in names)
+    suffix = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    return f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks}){suffix}'
+
+
+def _tuples(
+    table: sa.Table, names: list[str], rows: Sequence[dict[str, Any]], dialect: sa.Dialect
+) -> list[tuple[Any, ...]]:
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        column_type = table.c[name].type
+        processor = column_type._cached_bind_processor(dialect)
+        if processor is not None:
+            datetimes = isinstance(getattr(column_type, "impl", column_type), sa.DateTime)
+            processors.append((index, _memoized(processor) if datetimes else processor))
+    if not processors:
+        return [tuple(row.get(name) for name in names) for row in rows]
+    converted: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = [row.get(name) for name in names]
+        for index, convert in processors:
+            values[index] = convert(values[index])
+        converted.append(tuple(values))
+    return converted
+
+
+def _memoized(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Instants repeat a lot (every row's imported_at, a basket's paid_at): format each once."""
+    done: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        try:
+            return done[value]
+        except KeyError:
+            done[value] = converted = processor(value)
+            return converted
+
+    return process
