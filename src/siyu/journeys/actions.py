@@ -141,13 +141,18 @@ class SendMessage:
             ctx,
             channel=channel,
             member_id=ctx.member_id,
-            subject=self.renderer.render(str(params["subject"]), variables)
-            if params.get("subject")
-            else "",  # most messages have none: skip a template render per message
-            body=self.renderer.render(str(params["body"]), variables),
+            subject=self._render(str(params.get("subject") or ""), variables),
+            body=self._render(str(params["body"]), variables),
             payload={k: v for k, v in params.items() if k not in ("body", "subject", "channel")},
         )
         return f"queued on {channel}"
+
+    def _render(self, template: str, variables: Mapping[str, object]) -> str:
+        # Why: a text with no Jinja delimiter ({{ }}, {% %}, {# #}) renders to itself; most
+        # subjects are empty and many bodies have no member field, so skip the per-member render.
+        if "{" not in template:
+            return template
+        return self.renderer.render(template, variables)
 
 
 def queue(
