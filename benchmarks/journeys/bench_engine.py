@@ -19,6 +19,18 @@ engineers' work, PostgreSQL on the same host), `--members 20000 --baseline-membe
     batched, 2 workers × batch 500: 1,270 steps/s (2,117 step runs/s incl. waits)
     one member at a time:               48 steps/s
     ratio 26.5×
+Re-measured 2026-11-23 (session 4, set-based batch path of 867144f/9db96f1, `--batch 2000`):
+    20k enrollments, load 1.4–2.3:  2 workers 3,838 steps/s (6,397 step runs/s);
+                                    one at a time (1,000) 85 steps/s; ratio 45.2×
+    100k enrollments, load 2.9–3.4: 2 workers 2,845 steps/s (4,742 step runs/s);
+                                    one at a time (500) 75 steps/s; ratio 38.1×
+    (a 100k run while the journeys tests ran beside it, load 2.1–4.0: 2,511 steps/s, 36.0×)
+1M was not run (at ~2.8k steps/s its 3M messages take ~18 min on this machine). Rate falls
+from 20k to 100k as the timer/step-run/outbox tables and their indexes grow. cProfile of ONE
+worker (5k enrollments, batch 2000): ~30% waiting on PostgreSQL (claim DELETE + 4 set-based
+writes per batch), the rest Python per step: JSON encoding of the batch rows (~10%), Jinja
+contexts for `{{ member.name }}` (~12%), the engine's per-step bookkeeping. Extrapolated, 10k
+steps/s at 1M needs a dedicated PostgreSQL host and ~3× less Python per step; NOT reached here.
 The 10k steps/s target was NOT reached here. Per step the engine now spends its time in
 PostgreSQL round trips (executemany of the batch's inserts/updates, pipelined) and the ORM
 update of the enrollment row; earlier figures on the same machine were 268–294 steps/s before
