@@ -19,7 +19,7 @@ from siyu.identity import oneid
 from siyu.identity.errors import IdentityNotUnderstoodError, MemberNotFoundError
 from siyu.identity.models import Identity, IdentityObservation, Member, MemberMerge
 from siyu.identity.phones import normalize_phone
-from siyu.identity.regroup import regroup
+from siyu.identity.rebuild import rebuild_all
 
 KNOWN_TYPES = ("member_no", "phone", "unionid", "openid", "external_userid", "pos_id")
 GUESS_ORDER = ("member_no", "unionid", "external_userid", "openid", "pos_id")
@@ -180,13 +180,7 @@ def rebuild_identities(
 ) -> dict[str, int]:
     """Full OneID rebuild: recount pollution and regroup every stored record (one transaction)."""
     with session_factory() as session:
-        outcome = regroup(
-            session,
-            member_ids=None,
-            now=now,
-            max_member_nos=max_member_nos,
-            recompute_pollution=True,
-        )
+        outcome = rebuild_all(session, now=now, max_member_nos=max_member_nos)
         session.commit()
     return asdict(outcome)
 
