@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from siyu.identity.models import Identity, IdentityObservation, Member, MemberMerge, MemberRecord
-from siyu.ingest.bulk import insert_rows
+from siyu.ingest.bulk import insert_returning_ids, insert_rows
 from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
 from siyu.tags.models import MemberTag
@@ -343,11 +343,8 @@ def create_member(session: Session, *, seed: MemberSeed, now: datetime) -> int:
 def create_members(session: Session, *, seeds: Sequence[MemberSeed], now: datetime) -> list[int]:
     if not seeds:
         return []
-    statement = sa.insert(table_of(Member)).returning(
-        table_of(Member).c.id, sort_by_parameter_order=True
-    )
-    rows = session.execute(statement, [_seed_values(seed, now) for seed in seeds])
-    return [int(member_id) for (member_id,) in rows]
+    values = [_seed_values(seed, now) for seed in seeds]
+    return insert_returning_ids(session.connection(), table_of(Member), values)
 
 
 def merge_members(
@@ -436,10 +433,8 @@ def _write_identities(
     ]
     if new_rows:
         # Existing values already moved with their member in merge_members.
-        table = table_of(Identity)
-        statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        inserted = session.connection().execute(statement, new_rows)
-        for row, (identity_id,) in zip(new_rows, inserted, strict=True):
+        inserted = insert_returning_ids(session.connection(), table_of(Identity), new_rows)
+        for row, identity_id in zip(new_rows, inserted, strict=True):
             key = (row["type"], row["value"])
             current[key] = CurrentIdentity(identity_id, row["member_id"], row["polluted"])
     observations = {
