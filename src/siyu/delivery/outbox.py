@@ -64,9 +64,14 @@ def prepare(
     recipient: str | None = None,
     payload: dict[str, object] | None = None,
     source: str = "",
+    resolve_recipient: bool = True,
 ) -> dict[str, object]:
-    """The outbox row `enqueue` would add, as column values (for `insert_rows` in bulk)."""
-    if recipient is None and member_id is not None:
+    """The outbox row `enqueue` would add, as column values (for `insert_rows` in bulk).
+
+    `resolve_recipient=False` leaves the member's address for `fill_recipients`, which looks a
+    whole batch's up in one query per channel instead of one query per message.
+    """
+    if recipient is None and member_id is not None and resolve_recipient:
         recipient = member_address(db_session=db_session, member_id=member_id, channel=channel)
     return {
         "idempotency_key": idempotency_key,
@@ -92,6 +97,39 @@ def insert_rows(*, db_session: Session, rows: list[dict[str, object]]) -> None:
     idempotency key, without building an ORM object per message.
     """
     bulk.insert_rows(db_session=db_session, table=cast(Table, OutboxMessage.__table__), rows=rows)
+
+
+def fill_recipients(*, db_session: Session, rows: list[dict[str, object]]) -> None:
+    """Set the missing recipient of each member's row, one identity query per channel."""
+    wanted: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        if row["recipient"] is None and row["member_id"] is not None:
+            wanted.setdefault(str(row["channel"]), []).append(row)
+    for channel, missing in wanted.items():
+        if channel == "sandbox":
+            for row in missing:
+                row["recipient"] = f"member:{row['member_id']}"
+            continue
+        found = _addresses(db_session, channel, {cast(int, row["member_id"]) for row in missing})
+        for row in missing:
+            row["recipient"] = found.get(cast(int, row["member_id"]))
+
+
+def _addresses(db_session: Session, channel: str, member_ids: set[int]) -> dict[int, str]:
+    identity_type = ADDRESS_IDENTITY.get(channel)
+    if identity_type is None:
+        return {}
+    ids = sources.identities.c
+    rows = db_session.execute(
+        select(ids.member_id, ids.value)
+        .where(
+            ids.member_id.in_(sorted(member_ids)),
+            ids.type == identity_type,
+            ids.polluted.is_(False),
+        )
+        .order_by(ids.id.desc())
+    )
+    return {int(member_id): str(value) for member_id, value in rows}  # lowest id wins
 
 
 def content_hash(*, channel: str, subject: str, body: str) -> str:

@@ -12,6 +12,7 @@ from siyu.db import UTCDateTime
 
 identities = sa.table(
     "identities",
+    sa.column("id", sa.BigInteger),
     sa.column("type", sa.String),
     sa.column("value", sa.String),
     sa.column("member_id", sa.BigInteger),

@@ -177,6 +177,7 @@ def queue(
         recipient=recipient,
         payload=payload,
         source=f"journey:{ctx.journey}:v{ctx.version}:{ctx.step_id}",
+        resolve_recipient=ctx.outbox_rows is None,  # batched: the engine fills them at once
     )
     if ctx.outbox_rows is not None:
         ctx.outbox_rows.append(row)

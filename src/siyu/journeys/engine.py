@@ -495,5 +495,6 @@ def _write_buffered(db: Session, enrollments: Sequence[_Enrollment]) -> None:
     )
     bulk.insert_rows(db_session=db, table=_table(StepRun), rows=buffer.step_runs)
     bulk.insert_rows(db_session=db, table=_table(JourneyTimer), rows=buffer.timers)
+    outbox.fill_recipients(db_session=db, rows=buffer.outbox)
     outbox.insert_rows(db_session=db, rows=buffer.outbox)
     buffer.clear()
