@@ -25,9 +25,11 @@ regroup's order, so ties break identically.
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -99,11 +101,45 @@ def _blocks(session: Session, sql: str) -> Iterator[Sequence[Any]]:
 def _copy(
     session: Session, duck: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, table: str
 ) -> None:
+    if session.get_bind().dialect.driver == "psycopg":  # psycopg 3: COPY, no row objects
+        _copy_csv(session, duck, sql, schema, table)
+        return
     for rows in _blocks(session, sql):
         values = zip(*rows, strict=True)
         columns = [pa.array(col, type=f.type) for col, f in zip(values, schema, strict=True)]
         block = pa.Table.from_arrays(columns, schema=schema)  # noqa: F841 — read by DuckDB
         duck.execute(f"INSERT INTO {table} SELECT * FROM block")
+
+
+def _copy_csv(
+    session: Session, duck: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, table: str
+) -> None:
+    """PostgreSQL: COPY … TO STDOUT as CSV into a scratch file DuckDB parses in parallel.
+
+    Python only moves bytes here; fetching rows as tuples costs ~1-3 µs a row, the bulk of a
+    rebuild at millions of rows."""
+    types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int8(): "TINYINT"}
+    columns = ", ".join(f"'{field.name}': '{types[field.type]}'" for field in schema)
+    with tempfile.TemporaryDirectory(prefix="siyu-rebuild-") as folder:
+        path = Path(folder) / f"{table}.csv"
+        cursor = session.connection().connection.cursor()
+        try:
+            with (
+                path.open("wb") as sink,
+                cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy,
+            ):
+                for data in copy:
+                    sink.write(data)
+        finally:
+            cursor.close()
+        if path.stat().st_size == 0:  # an empty table: nothing for the CSV reader to sniff
+            return
+        duck.execute(
+            f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, delim = ',', "
+            f"quote = '\"', escape = '\"', allow_quoted_nulls = false, "
+            f"columns = {{{columns}}})",
+            [str(path)],
+        )
 
 
 def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
