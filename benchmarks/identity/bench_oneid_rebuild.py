@@ -56,8 +56,22 @@ def measured(work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], float,
     return result, time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
+DATABASE_URL: str | None = None  # --postgres: the store is a scratch PostgreSQL database
+
+
 def open_siyu(folder: Path) -> Siyu:
-    return bootstrap(Settings(data_dir=folder), clock=FixedClock(NOW))
+    settings = Settings(data_dir=folder, database_url=DATABASE_URL)
+    return bootstrap(settings, clock=FixedClock(NOW))
+
+
+def scratch_database(admin_url: str, name: str) -> str:
+    """A fresh database `name` on the server of `admin_url` (only ours: bench_identity_*)."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 def load(brand: Path, folder: Path) -> dict[str, Any]:
@@ -133,10 +147,22 @@ def main() -> int:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/siyu-bench-oneid"))
     parser.add_argument("--keep", action="store_true", help="Keep (and reuse) the imported store.")
     parser.add_argument("--skip-old", action="store_true", help="Do not run the old regroup.")
+    parser.add_argument("--postgres", help="Admin URL: store in database bench_identity_<N>.")
     args = parser.parse_args()
-    brand, data = args.scratch / f"brand-{args.members}", args.scratch / f"data-{args.members}"
-    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores)")
-    if not (args.keep and (data / "done").exists()):
+    store = "pg" if args.postgres else "sqlite"
+    brand = args.scratch / f"brand-{args.members}"
+    data = args.scratch / f"data-{store}-{args.members}"
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores); store {store}")
+    global DATABASE_URL
+    fresh = not (args.keep and (data / "done").exists())
+    if args.postgres:
+        name = f"bench_identity_{args.members}"
+        if fresh:
+            DATABASE_URL = scratch_database(args.postgres, name)
+        else:
+            url = sa.engine.make_url(args.postgres).set(database=name)
+            DATABASE_URL = url.render_as_string(hide_password=False)
+    if fresh:
         shutil.rmtree(brand, ignore_errors=True)
         counts = generate(brand, GenerateRequest(members=args.members))["counts"]
         print(f"brand: {counts['members']:,} members, {counts['order_lines']:,} order lines, "

@@ -28,6 +28,7 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,9 @@ from siyu.identity.regroup import (
 FETCH = 200_000
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
 _RECORD_SOURCES = (
-    ("member", "SELECT record_key, NULL, NULL, id, member_id FROM member_records"),
-    ("order", "SELECT order_id, order_id, line_no, id, member_id FROM order_lines"),
-    ("event", "SELECT event_id, NULL, NULL, id, member_id FROM events"),
+    ("member", "member_records", ("record_key", "NULL", "NULL", "id", "member_id")),
+    ("order", "order_lines", ("order_id", "order_id", "line_no", "id", "member_id")),
+    ("event", "events", ("event_id", "NULL", "NULL", "id", "member_id")),
 )
 _RECORD_SCHEMA = pa.schema(
     [
@@ -98,17 +99,72 @@ def _blocks(session: Session, sql: str) -> Iterator[Sequence[Any]]:
         cursor.close()
 
 
+@dataclass(frozen=True)
+class _Source:
+    """Columns of one store table to copy (`where` filters; `id` is the table's key)."""
+
+    table: str
+    columns: Sequence[str]
+    where: str = "TRUE"
+
+    @property
+    def sql(self) -> str:
+        return f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.where}"
+
+
 def _copy(
-    session: Session, duck: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, table: str
+    session: Session,
+    duck: duckdb.DuckDBPyConnection,
+    source: _Source,
+    schema: pa.Schema,
+    table: str,
 ) -> None:
-    if session.get_bind().dialect.driver == "psycopg":  # psycopg 3: COPY, no row objects
-        _copy_csv(session, duck, sql, schema, table)
+    driver = session.get_bind().dialect.driver
+    if driver == "psycopg":  # psycopg 3: COPY, no row objects
+        _copy_csv(session, duck, source.sql, schema, table)
         return
-    for rows in _blocks(session, sql):
+    if driver == "pysqlite":
+        _copy_sqlite(session, duck, source, schema, table)
+        return
+    for rows in _blocks(session, source.sql):
         values = zip(*rows, strict=True)
         columns = [pa.array(col, type=f.type) for col, f in zip(values, schema, strict=True)]
         block = pa.Table.from_arrays(columns, schema=schema)  # noqa: F841 — read by DuckDB
         duck.execute(f"INSERT INTO {table} SELECT * FROM block")
+
+
+def _copy_sqlite(
+    session: Session,
+    duck: duckdb.DuckDBPyConnection,
+    source: _Source,
+    schema: pa.Schema,
+    table: str,
+) -> None:
+    """SQLite: each block of rows joined into one text by SQLite itself (unit-separated fields,
+    one line a row), parsed by DuckDB — no Python object per row or field. A value holding a
+    line break or a unit separator makes the parse fail loudly, never drops a row."""
+    fields = " || char(31) || ".join(f"coalesce(CAST({c} AS TEXT), '')" for c in source.columns)
+    statement = (
+        f"SELECT max(id), group_concat(line, char(10)) FROM (SELECT id, {fields} AS line "
+        f"FROM {source.table} WHERE id > ? AND {source.where} ORDER BY id LIMIT {FETCH})"
+    )
+    types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int8(): "TINYINT"}
+    columns = ", ".join(f"'{field.name}': '{types[field.type]}'" for field in schema)
+    cursor = session.connection().connection.cursor()
+    try:
+        with tempfile.TemporaryDirectory(prefix="siyu-rebuild-") as folder:
+            path, last = Path(folder) / f"{table}.txt", -(2**63)
+            while (row := cursor.execute(statement, (last,)).fetchone())[0] is not None:
+                last = row[0]
+                path.write_text(row[1] + "\n", encoding="utf-8")
+                duck.execute(
+                    f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, "
+                    f"delim = chr(31), quote = '', escape = '', strict_mode = true, "
+                    f"columns = {{{columns}}})",
+                    [str(path)],
+                )
+    finally:
+        cursor.close()
 
 
 def _copy_csv(
@@ -147,12 +203,13 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE raw_records (kind_rank TINYINT, key VARCHAR, order_id VARCHAR, "
         "line_no BIGINT, row_id BIGINT, member_id BIGINT)"
     )
-    for kind, sql in _RECORD_SOURCES:
+    for kind, table_name, columns in _RECORD_SOURCES:
         duck.execute(
             "CREATE TEMP TABLE staged (key VARCHAR, order_id VARCHAR, line_no BIGINT, "
             "row_id BIGINT, member_id BIGINT)"
         )
-        _copy(session, duck, f"{sql} WHERE member_id IS NOT NULL", _RECORD_SCHEMA, "staged")
+        source = _Source(table_name, columns, "member_id IS NOT NULL")
+        _copy(session, duck, source, _RECORD_SCHEMA, "staged")
         key = "key || ':' || line_no::VARCHAR" if kind == "order" else "key"
         duck.execute(
             f"INSERT INTO raw_records SELECT {KIND_RANK[kind]}, {key}, order_id, line_no, "
@@ -172,14 +229,17 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
     _copy(
         session,
         duck,
-        "SELECT record_kind, record_key, identity_id FROM identity_observations",
+        _Source("identity_observations", ("record_kind", "record_key", "identity_id")),
         pa.schema([("kind", pa.string()), ("key", pa.string()), ("identity_id", pa.int64())]),
         "observations",
     )
     _copy(
         session,
         duck,
-        "SELECT id, type, value, member_id, CASE WHEN polluted THEN 1 ELSE 0 END FROM identities",
+        _Source(
+            "identities",
+            ("id", "type", "value", "member_id", "CASE WHEN polluted THEN 1 ELSE 0 END"),
+        ),
         pa.schema(
             [
                 ("id", pa.int64()),
