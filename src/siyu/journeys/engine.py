@@ -62,7 +62,7 @@ from siyu.journeys.runtime import JourneyRuntime
 _BUFFER_KEY = "journeys.engine.buffer"
 MAX_STEPS_PER_RUN = 200  # a definition that loops without waiting is stopped, not spun forever
 WAITS = (WaitStep, WaitUntilStep, WaitEventStep)
-DEFAULT_BATCH = 1000  # measured: 1000 beats 500 on PostgreSQL; larger only grows lock spans
+DEFAULT_BATCH = 2000  # measured 20k, 2 workers, load ~4: 1000 → 2,163, 2000 → 2,365, 4000 → 2,356/s
 
 _ENROLLMENT_COLUMNS = (
     "id",
