@@ -15,6 +15,33 @@ Each side runs in a forked child on its own fresh data dir; peak RSS is that chi
 ru_maxrss. Wall-clock and CPU seconds are both printed: on a shared machine the CPU-second
 rates are the steadier comparison. The warehouse sync after an import is not timed (it is
 `siyu import`'s next step).
+
+Measured 2026-11-23 15:01 UTC, 2 shared CPUs, load average 3.1 at start → 4.9 at the end
+(four engineers benchmarking), `--members 200000 --baseline-rows 20000`:
+
+    brand: 200,000 members, 961,237 order lines (siyu generate, seed 7)
+                                 rows  wall s   rows/s   CPU s rows/CPU s peak RSS MiB
+    siyu import members           199,932    72.9    2,741    47.8      4,187          777
+    siyu import orders            961,061   190.6    5,041   122.8      7,828          777
+    naive ORM row by row members   19,991    27.8      720    15.7      1,271          254
+    naive ORM row by row orders    19,992    29.4      679    16.8      1,192          254
+    ratio members: 3.8× wall-clock, 3.3× per CPU second;  orders: 7.4× / 6.6×
+
+Where an order import's time goes (cProfile, 20k members / 97k lines, after this session's
+changes): row validation + content hash ≈ 45 %, OneID per batch (union-find grouping,
+identity observations, pollution check) ≈ 30 %, inserts ≈ 20 %, CSV reading ≈ 5 %.
+Removed this session: one INSERT … RETURNING per new member/identity on SQLite (70k statements
+per 20k members → one executemany, ids from last_insert_rowid), Core's per-row parameter
+processing for order lines/events/records/observations (raw executemany with the columns' own
+bind processors), repeated field reads and hashing overhead in validation.
+
+Estimate for the issue's scale, linear in rows (every per-batch query is indexed; the page
+cache is 256 MB during an import): 1M members ≈ 240 CPU s, 5M order lines ≈ 640 CPU s, i.e.
+~8k order lines per CPU second. THE TARGET IS NOT MET: ≥ 100k lines/s and ≥ 20× need the
+per-row Python work gone — validation and the row hash vectorised (DuckDB/pyarrow over the
+whole chunk, with a hash that reproduces today's stored row_hash text exactly), and OneID
+resolved set-based in SQL against a temporary table — not done yet. Peak RSS at 1M members is
+not measured (777 MiB at 200k with 50k-row batches).
 """
 
 from __future__ import annotations
