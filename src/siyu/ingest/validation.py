@@ -187,13 +187,15 @@ def _sorted_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
 
 def validate_member(row: dict[str, Any], *, tz: tzinfo) -> ValidRow:
     notes: list[str] = []
-    identities, warnings = _identities([(k, _text(row, k)) for k in MEMBER_IDENTITIES], notes)
-    values: dict[str, Any] = {k: _text(row, k) for k in ("name", "store_code", "channel")}
-    values["gender"] = _enum(row, "gender", ("F", "M", "U"), "U")
-    values["birthday"] = _birthday(row)
-    values["registered_at"] = _optional_instant(row, "registered_at", tz)
+    text = _texts(row, MEMBER_FIELDS)
+    identities, warnings = _identities([(k, text[k]) for k in MEMBER_IDENTITIES], notes)
+    values: dict[str, Any] = {k: text[k] for k in ("name", "store_code", "channel")}
+    values["gender"] = _enum(text, "gender", ("F", "M", "U"), "U")
+    values["birthday"] = _birthday(text)
+    values["registered_at"] = _optional_instant(text, "registered_at", tz)
+    carried = dict(identities)  # one value per type: the fields are single columns
     for kind in MEMBER_IDENTITIES:
-        values[kind] = next((v for k, v in identities if k == kind), None)
+        values[kind] = carried.get(kind)
     member_no = values["member_no"]
     key = member_no or f"{identities[0][0]}:{identities[0][1]}"
     seed = MemberSeed(
@@ -217,6 +219,9 @@ def _texts(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, str | None]
     return found
 
 
+MEMBER_FIELDS = (
+    *MEMBER_IDENTITIES, "name", "store_code", "channel", "gender", "birthday", "registered_at",
+)  # fmt: skip
 ORDER_FIELDS = (
     "order_id", "line_no", *ORDER_IDENTITIES, "paid_at", "store_code", "channel", "amount",
     "status", "category", "sku",
