@@ -68,9 +68,12 @@ _RECORD_SCHEMA = pa.schema(
 
 def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> RegroupOutcome:
     """Recount pollution and regroup every stored record; the caller commits."""
+    scratch = tempfile.TemporaryDirectory(prefix="siyu-rebuild-")
     duck = duckdb.connect()
     try:
+        # At tens of millions of records the copy outgrows memory: let DuckDB spill, not fail.
         duck.execute("SET preserve_insertion_order = false")
+        duck.execute("SET temp_directory = ?", [scratch.name])
         _load(session, duck)
         outcome = RegroupOutcome(records=_scalar(duck, "SELECT count(*) FROM records"))
         outcome.polluted = _recount_pollution(session, duck, max_member_nos)
@@ -82,6 +85,7 @@ def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> Regr
         return outcome
     finally:
         duck.close()
+        scratch.cleanup()
 
 
 def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
