@@ -3,12 +3,13 @@ engine and session factories. Nothing is built at import time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -83,3 +84,23 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_ignoring_duplicates(
+    db_session: Session, table: Table, rows: Sequence[dict[str, Any]], returning: Any = None
+) -> list[Any]:
+    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL, one statement for all rows.
+
+    With `returning` (a column, or several in a tuple) it returns what the inserted rows hold;
+    rows that hit a unique key are simply not among them.
+    """
+    if not rows:
+        return []
+    dialect = postgresql if db_session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing()
+    if returning is None:
+        db_session.execute(stmt, list(rows))
+        return []
+    columns = returning if isinstance(returning, tuple) else (returning,)
+    result = db_session.execute(stmt.returning(*columns), list(rows))
+    return list(result.all() if isinstance(returning, tuple) else result.scalars())

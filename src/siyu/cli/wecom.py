@@ -1,10 +1,12 @@
-"""`siyu wecom …`: channel codes, the simulated WeCom, and the WeCom worker pass."""
+"""`siyu wecom …`: channel codes, the simulated WeCom, the WeCom worker pass and the long-running
+inbox worker."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -13,7 +15,7 @@ from rich.table import Table
 
 from siyu.channels.wecom import simulate
 from siyu.channels.wecom.inbox import WeComSettings
-from siyu.channels.wecom.worker import configured_client, wecom_pass
+from siyu.channels.wecom.worker import configured_client, run_inbox_lanes, wecom_pass
 from siyu.cli.context import clock_at, fail, parse_instant, state
 from siyu.growth import service as growth
 from siyu.growth.errors import GrowthError
@@ -146,3 +148,46 @@ def work(ctx: typer.Context, now: Annotated[str | None, typer.Option("--now")] =
 
     done = asyncio.run(one_pass())
     typer.echo(json.dumps({"done": done, "talked_to_wecom": not simulate.demo_mode(siyu)}))
+
+
+@wecom.command(
+    "inbox-worker",
+    help="Long-running inbox process: the welcome lane and the ingest side by side (Ctrl-C stops).",
+)
+def inbox_worker(
+    ctx: typer.Context,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Stop after this long (default: run on).")
+    ] = None,
+) -> None:
+    """For a busy corp: welcomes go out as soon as an add is in the inbox, whatever the ingest
+    backlog (see `siyu.channels.wecom.welcome_lane`). Run `siyu worker` beside it for journeys and
+    staff sends; several inbox workers may share a PostgreSQL inbox."""
+    siyu = state(ctx).siyu()
+    client = configured_client(siyu.settings, WeComSettings())
+    if client is None:
+        fail("the inbox worker talks to WeCom: set SIYU_WECOM_CORP_ID and SIYU_WECOM_SECRET")
+        return
+    wecom_client = client
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        if seconds is not None:
+            asyncio.get_running_loop().call_later(seconds, stop.set)
+        try:
+            await run_inbox_lanes(
+                session_factory=siyu.session_factory,
+                client=wecom_client,
+                clock=siyu.clock,
+                tz=siyu.settings.tz,
+                stop=stop,
+                window=timedelta(seconds=WeComSettings().welcome_window_seconds),
+            )
+        finally:
+            await wecom_client.aclose()
+
+    Console(stderr=True).print("[bold]siyu wecom inbox-worker[/]: welcome lane + ingest running")
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        Console(stderr=True).print("stopped")

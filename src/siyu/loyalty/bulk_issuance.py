@@ -22,13 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from siyu.db import transaction
+from siyu.db import insert_ignoring_duplicates, transaction
 from siyu.identity.models import Member
 from siyu.ingest.models import Event
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
 from siyu.loyalty.issuance import (
     SHANGHAI,
-    _insert_ignoring_duplicates,
     _issuable_template,
     _issued_event,
     _table,
@@ -149,7 +148,7 @@ def _issue_batch(
         db_session.scalars(sa.select(Member.id).where(_among(db_session, Member.id, chunk)))
     )
     held = [m for m in chunk if m in known and in_holdout(report.key, m, holdout_percent)]
-    _insert_ignoring_duplicates(
+    insert_ignoring_duplicates(
         db_session,
         _table(CouponHoldout),
         [{"issuance_id": report.issuance_id, "member_id": m} for m in held],
@@ -364,4 +363,4 @@ def _bulk_insert_events(
         )
         return
     events = [_issued_event(template, m, sl, now, i) for i, m, sl in inserted]
-    _insert_ignoring_duplicates(db_session, _table(Event), events)
+    insert_ignoring_duplicates(db_session, _table(Event), events)

@@ -10,17 +10,16 @@ cannot deadlock. A refused claim rolls back to a savepoint: it leaves no budget 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from siyu.db import insert_ignoring_duplicates
 from siyu.identity.models import Member
 from siyu.ingest.models import Event
 from siyu.loyalty.coupons import validity_window
@@ -124,7 +123,7 @@ def _take_total(db_session: Session, template: CouponTemplate, count: int) -> in
 
 def _take_daily(db_session: Session, template: CouponTemplate, count: int, day: date) -> int:
     d = _table(CouponDailyBudget)
-    _insert_ignoring_duplicates(db_session, d, [{"template_id": template.id, "day": day}])
+    insert_ignoring_duplicates(db_session, d, [{"template_id": template.id, "day": day}])
     limit = int(template.budget_daily or 0)
     key = (d.c.template_id == template.id) & (d.c.day == day)
     while count > 0:
@@ -159,20 +158,6 @@ def give_back_budget(
             .where(d.c.template_id == template.id, d.c.day == day)
             .values(issued=d.c.issued - count)
         )
-
-
-def _insert_ignoring_duplicates(
-    db_session: Session, table: sa.Table, rows: Sequence[dict[str, Any]], returning: Any = None
-) -> list[Any]:
-    """INSERT … ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns the inserted rows."""
-    if not rows:
-        return []
-    dialect = postgresql if db_session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing()
-    if returning is None:
-        db_session.execute(stmt, list(rows))
-        return []
-    return list(db_session.execute(stmt.returning(returning), list(rows)).scalars())
 
 
 def _existing_by_key(

@@ -1,4 +1,4 @@
-"""`siyu wecom work` without a corp secret still turns stored callbacks into follows."""
+"""`siyu wecom work` and `siyu wecom inbox-worker` from the command line."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from siyu.bootstrap import bootstrap
+from siyu.channels.wecom.fake_server import build_app
 from siyu.channels.wecom.models import WeComFollow
 from siyu.cli.main import _register_commands, app
 from siyu.clock import FixedClock
 from siyu.config import Settings
-from tests.integration.wecom.harness import harness
+from siyu.growth import service as growth
+from siyu.growth.models import CodeScope
+from tests.e2e.serving import served
+from tests.factories.brand import guide_xiao_li, store_sh001
+from tests.integration.wecom.harness import CORP_ID, SECRET, harness
 
 NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)
 
@@ -48,3 +53,61 @@ def test_work_processes_the_inbox_without_a_secret(
     with siyu.session_factory() as session:
         assert session.scalars(sa.select(WeComFollow.external_userid)).all() == ["wmWangFang"]
     siyu.close()
+
+
+def test_inbox_worker_welcomes_and_ingests_adds_from_a_wecom_over_http(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given Xiao Li's greeting code and two scans waiting in the inbox, and WeCom on a real port
+    settings = Settings(environment="test", data_dir=tmp_path / "data")
+    siyu = bootstrap(settings)
+    h = harness(siyu)
+
+    async def scan() -> None:
+        with siyu.session_factory() as session:
+            guide_xiao_li(session, store=store_sh001(session))
+            session.commit()
+        await growth.create_channel_code(
+            session_factory=siyu.session_factory, gateway=h.client.add_contact_way,
+            name="Xiao Li card", scope=CodeScope.GUIDE, userids=["xiaoli"], state="g-xiaoli",
+            welcome={"text": "Hi {name}"}, now=siyu.clock.now(),
+        )  # fmt: skip
+        for name in ("Wang Fang", "Li Na"):
+            fields = h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name=name)
+            await h.fake.push(fields, http=h.siyu_http)
+        await h.aclose()
+
+    asyncio.run(scan())
+    _register_commands()
+    with served(build_app(h.fake)) as wecom_url:
+        monkeypatch.setenv("SIYU_WECOM_API_BASE", wecom_url)
+        monkeypatch.setenv("SIYU_WECOM_CORP_ID", CORP_ID)
+        monkeypatch.setenv("SIYU_WECOM_SECRET", SECRET)
+
+        # when the inbox worker runs for a few seconds
+        result = CliRunner().invoke(
+            app, ["--data-dir", str(settings.data_dir), "wecom", "inbox-worker", "--seconds", "3"]
+        )
+
+    # then both customers were greeted once and became follows
+    assert result.exit_code == 0, result.output
+    assert sorted(w["text"]["content"] for w in h.fake.welcomes_sent) == [
+        "Hi Li Na", "Hi Wang Fang",
+    ]  # fmt: skip
+    with siyu.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(WeComFollow)) == 2
+    siyu.close()
+
+
+def test_inbox_worker_without_a_wecom_secret_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SIYU_WECOM_SECRET", raising=False)
+    _register_commands()
+
+    result = CliRunner().invoke(
+        app, ["--data-dir", str(tmp_path / "data"), "wecom", "inbox-worker", "--seconds", "1"]
+    )
+
+    assert result.exit_code == 2
+    assert "SIYU_WECOM_SECRET" in result.output

@@ -118,6 +118,7 @@ class WeComCorpTag(Base):
 
 class WelcomeStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # claimed by a worker, WeCom's answer not yet recorded
     SENT = "sent"
     FAILED = "failed"
     EXPIRED = "expired"
@@ -134,7 +135,8 @@ class WeComWelcome(Base):
     userid: Mapped[str] = mapped_column(String(64))
     external_userid: Mapped[str] = mapped_column(String(64))
     code_id: Mapped[int | None] = mapped_column(BigId, default=None)
-    status: Mapped[str] = mapped_column(String(16), default=WelcomeStatus.PENDING)
+    # indexed for the sweep of welcomes a stopped worker left claimed (welcome.py)
+    status: Mapped[str] = mapped_column(String(16), default=WelcomeStatus.PENDING, index=True)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)

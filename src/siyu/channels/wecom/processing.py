@@ -4,8 +4,9 @@ relations, group membership, churn signals, attribution, auto-tags and the welco
 Each inbox row is handled in its own transaction (claimed with FOR UPDATE SKIP LOCKED on
 PostgreSQL so several workers can share the inbox). WeCom is asked for what the callback does
 not carry (the customer's name and unionid, the group's member list) before that transaction,
-concurrently for a whole batch. After it commits, the welcome message is sent once
-(`welcome.send_welcome`), the batch's welcomes concurrently.
+concurrently for a whole batch. The welcome message (`welcome`) is sent once: the batch's
+welcome rows are written and sent before the per-row work, or, when a welcome lane runs beside
+the worker (`welcome_lane`), by the lane as soon as the add is in the inbox.
 
 Events written (type, identities = external_userid): wecom_contact_added, wecom_contact_edited,
 wecom_contact_deleted (the guide removed the customer), wecom_customer_left (del_follow_user:
@@ -35,11 +36,17 @@ from siyu.channels.wecom.models import (
     WeComGroup,
     WeComGroupMember,
     WeComInbox,
-    WeComWelcome,
-    WelcomeStatus,
 )
 from siyu.channels.wecom.tagmap import mirror_corp_tags
-from siyu.channels.wecom.welcome import WELCOME_WINDOW, send_welcome, welcome_payload
+from siyu.channels.wecom.welcome import (
+    WELCOME_WINDOW,
+    PendingWelcome,
+    added_at,
+    is_add,
+    send_welcomes,
+    write_welcome_rows,
+)
+from siyu.channels.wecom.welcome_lane import WelcomeLane, fetch_contact
 from siyu.growth import service as growth
 from siyu.ingest.readers import SourceRow
 from siyu.ingest.writer import write_batch
@@ -71,13 +78,8 @@ class ProcessResult:
 class _Followup:
     """Remote calls to make once the row's transaction has committed."""
 
-    welcome_id: int | None = None
-    welcome_payload: dict[str, Any] | None = None
+    welcomes: list[PendingWelcome] = field(default_factory=list)
     mark: list[tuple[str, str, list[str]]] = field(default_factory=list)
-
-
-def _instant(fields: dict[str, str]) -> datetime:
-    return datetime.fromtimestamp(int(fields.get("CreateTime") or 0), UTC)
 
 
 def _ingest(
@@ -93,7 +95,7 @@ def _ingest(
     store_code: str | None = None,
 ) -> int | None:
     """Write the event (and the member record with unionid) through OneID; the member id."""
-    occurred = _instant(fields)
+    occurred = added_at(fields)
     event_id = f"wecom:{kind}:{fields.get('UserID', '')}:{ext}:{fields.get('CreateTime', '')}"
     if contact is not None:
         member_row = {
@@ -186,14 +188,14 @@ def _on_add(
         store_code=store_code,
     )
     _upsert_customer(session, ext=ext, contact=contact, member_id=member_id, now=now)
-    follow = _follow(session, userid=userid, ext=ext, now=_instant(fields))
+    follow = _follow(session, userid=userid, ext=ext, now=added_at(fields))
     follow.member_id, follow.state, follow.deleted_at, follow.deleted_by = (
         member_id,
         fields.get("State"),
         None,
         None,
     )
-    follow.added_at, follow.updated_at = _instant(fields), now
+    follow.added_at, follow.updated_at = added_at(fields), now
     followup = _Followup()
     if member_id is not None:
         growth.attribute(
@@ -203,8 +205,7 @@ def _on_add(
         followup.mark.append((userid, ext, list(code.auto_tags)))
         if member_id is not None:
             _apply_siyu_tags(session, member_id=member_id, wecom_tag_ids=code.auto_tags, now=now)
-    if fields.get("WelcomeCode") and (welcome := _welcome_row(session, fields, contact)):
-        followup.welcome_id, followup.welcome_payload = welcome.welcome_id, welcome.welcome_payload
+    followup.welcomes = write_welcome_rows(session, [(fields, contact)])
     return followup
 
 
@@ -233,9 +234,9 @@ def _on_follow_end(
     member_id = _ingest(
         session, kind=kind, fields=fields, ext=ext, properties={"userid": userid}, now=now, tz=tz
     )
-    follow = _follow(session, userid=userid, ext=ext, now=_instant(fields))
+    follow = _follow(session, userid=userid, ext=ext, now=added_at(fields))
     follow.member_id = follow.member_id or member_id
-    follow.deleted_at, follow.deleted_by, follow.updated_at = _instant(fields), by, now
+    follow.deleted_at, follow.deleted_by, follow.updated_at = added_at(fields), by, now
 
 
 def _on_edit(
@@ -252,7 +253,7 @@ def _on_edit(
         tz=tz,
     )
     _upsert_customer(session, ext=ext, contact=contact, member_id=member_id, now=now)
-    follow = _follow(session, userid=userid, ext=ext, now=_instant(fields))
+    follow = _follow(session, userid=userid, ext=ext, now=added_at(fields))
     mine = next((f for f in contact.get("follow_user", []) if f.get("userid") == userid), None)
     if mine is not None:
         follow.remark = mine.get("remark") or None
@@ -328,8 +329,7 @@ async def _remote_context(client: WeComClient | None, fields: dict[str, str]) ->
         and fields.get("ExternalUserID")
         and fields.get("ChangeType") in contact_changes
     ):
-        body = await client.get_customer(external_userid=fields["ExternalUserID"])
-        return {**body.get("external_contact", {}), "follow_user": body.get("follow_user", [])}
+        return await fetch_contact(client, fields["ExternalUserID"])
     if fields.get("Event") == "change_external_tag" and fields.get("ChangeType") != "delete":
         return {"tag_group": (await client.get_corp_tag_list())["tag_group"]}
     if fields.get("Event") == "change_external_chat" and fields.get("ChangeType") in {
@@ -372,7 +372,7 @@ def _handle(
                 sa.select(WeComGroup).where(WeComGroup.chat_id == fields["ChatId"])
             )
             if group is not None:
-                group.dismissed_at, group.updated_at = _instant(fields), now
+                group.dismissed_at, group.updated_at = added_at(fields), now
         elif remote:
             apply_group_snapshot(session, chat=remote, fields=fields, now=now, tz=tz)
     elif event == "change_external_tag":
@@ -406,6 +406,7 @@ async def process_inbox(
     limit: int = 200,
     welcome_window: timedelta = WELCOME_WINDOW,
     concurrency: int = REMOTE_CONCURRENCY,
+    lane: WelcomeLane | None = None,
 ) -> ProcessResult:
     """Handle up to `limit` pending callbacks; failures stay visible in the row.
 
@@ -413,7 +414,10 @@ async def process_inbox(
     for the whole batch concurrently (at most `concurrency` calls in flight, the client's rate
     limiter still applies), the database work then runs row by row in arrival order, each row
     in its own transaction, and the welcome messages and tag marks of the batch go out
-    concurrently once their rows have committed — the welcome is what has the 20 s deadline."""
+    concurrently once their rows have committed — the welcome is what has the 20 s deadline.
+    With a `lane` (a `welcome_lane.WelcomeLane` running beside this pass) the welcomes are the
+    lane's: the customers it fetched are reused, and the rows yield to the event loop between
+    them so the lane's sends are not held up by the ingest."""
     result = ProcessResult()
     with session_factory() as session:
         pending = session.execute(
@@ -426,33 +430,54 @@ async def process_inbox(
         return result
     gate = asyncio.Semaphore(concurrency)
 
-    async def remote_of(payload: dict[str, str]) -> dict[str, Any] | Exception:
+    async def remote_of(inbox_id: int, payload: dict[str, str]) -> dict[str, Any] | Exception:
+        if lane is not None and (known := lane.contacts.pop(inbox_id, None)) is not None:
+            return known
         async with gate:
             try:
                 return await _remote_context(client, payload)
             except (WeComError, ValueError, KeyError) as error:
                 return error
 
-    remotes = await asyncio.gather(*(remote_of(payload) for _, payload in pending))
+    remotes = await asyncio.gather(*(remote_of(i, payload) for i, payload in pending))
 
     async def after_all(followups: Iterable[_Followup | None]) -> None:
         if client is None:
             return
+        done = [f for f in followups if f is not None]
+        welcomes = await send_welcomes(
+            session_factory=session_factory,
+            client=client,
+            welcomes=[w for f in done for w in f.welcomes],
+            now=now,
+            window=welcome_window,
+            concurrency=concurrency,
+        )
+        result.welcomes_sent += welcomes.sent
+        result.welcome_failures += welcomes.failed
+        result.welcomes_late += welcomes.late
 
-        async def after(followup: _Followup) -> None:
+        async def mark(userid: str, ext: str, tag_ids: list[str]) -> None:
             async with gate:
-                await _after_commit(session_factory, client, followup, now, result, welcome_window)
+                try:
+                    await client.mark_tag(userid=userid, external_userid=ext, add=tag_ids)
+                    result.tags_marked += 1
+                except WeComError as error:
+                    log.warning("mark_tag %s/%s failed: %s", userid, ext, error)
 
-        await asyncio.gather(*(after(f) for f in followups if f is not None))
+        await asyncio.gather(*(mark(*m) for f in done for m in f.mark))
 
     # The welcome has the 20 s deadline: its rows for the whole batch first, sent before the
-    # per-row work (which then finds the row and does not welcome again).
-    batch = [(payload, remote) for (_, payload), remote in zip(pending, remotes, strict=True)]
-    await after_all(_welcomes_first(session_factory, batch))
-    followups = [
-        _process_one(session_factory, inbox_id, remote, now, tz, result)
-        for (inbox_id, _), remote in zip(pending, remotes, strict=True)
-    ]
+    # per-row work (which then finds the row and does not welcome again) — unless a welcome
+    # lane greets them, in which case the rows yield to the event loop so it is not held up.
+    if lane is None:
+        batch = [(p, remote) for (_, p), remote in zip(pending, remotes, strict=True)]
+        await after_all([_welcomes_first(session_factory, batch)])
+    followups = []
+    for (inbox_id, _), remote in zip(pending, remotes, strict=True):
+        followups.append(_process_one(session_factory, inbox_id, remote, now, tz, result))
+        if lane is not None:
+            await asyncio.sleep(0)
     await after_all(followups)
     return result
 
@@ -460,49 +485,15 @@ async def process_inbox(
 def _welcomes_first(
     session_factory: sessionmaker[Session],
     batch: list[tuple[dict[str, str], dict[str, Any] | Exception]],
-) -> list[_Followup]:
-    """Welcome rows for the batch's adds that carry a WelcomeCode and came through a channel
-    code with a welcome, in one transaction; yields what to send."""
-    adds = [
-        (fields, remote)
-        for fields, remote in batch
-        if fields.get("Event") == "change_external_contact"
-        and fields.get("ChangeType") in {"add_external_contact", "add_half_external_contact"}
-        and fields.get("WelcomeCode")
-        and not isinstance(remote, Exception)
-    ]
+) -> _Followup:
+    """The batch's welcome rows in one transaction (adds whose customer could be fetched)."""
+    adds = [(f, r) for f, r in batch if is_add(f) and not isinstance(r, Exception)]
     if not adds:
-        return []
+        return _Followup()
     with session_factory() as session:
-        followups = [
-            f for fields, remote in adds if (f := _welcome_row(session, fields, remote)) is not None
-        ]
+        welcomes = write_welcome_rows(session, adds)
         session.commit()
-    return followups
-
-
-def _welcome_row(
-    session: Session, fields: dict[str, str], contact: dict[str, Any]
-) -> _Followup | None:
-    code = growth.code_by_state(session, fields.get("State"))
-    welcome_code = fields["WelcomeCode"]
-    if not (code and code.welcome):
-        return None
-    payload = welcome_payload(code.welcome, code=welcome_code, name=str(contact.get("name") or ""))
-    if payload is None or session.scalar(
-        sa.select(WeComWelcome.id).where(WeComWelcome.welcome_code == welcome_code)
-    ):
-        return None
-    row = WeComWelcome(
-        welcome_code=welcome_code,
-        userid=fields["UserID"],
-        external_userid=fields["ExternalUserID"],
-        code_id=code.id,
-        added_at=_instant(fields),
-    )
-    session.add(row)
-    session.flush()
-    return _Followup(welcome_id=row.id, welcome_payload=payload)
+    return _Followup(welcomes=welcomes)
 
 
 def _process_one(
@@ -555,31 +546,3 @@ def _fail(
             row.status, row.processed_at = InboxStatus.FAILED, now
         session.commit()
     log.warning("wecom inbox %s: %s", inbox_id, error)
-
-
-async def _after_commit(
-    session_factory: sessionmaker[Session],
-    client: WeComClient,
-    followup: _Followup,
-    now: datetime,
-    result: ProcessResult,
-    welcome_window: timedelta,
-) -> None:
-    if followup.welcome_id is not None and followup.welcome_payload is not None:
-        outcome = await send_welcome(
-            session_factory=session_factory,
-            client=client,
-            welcome_id=followup.welcome_id,
-            payload=followup.welcome_payload,
-            now=now,
-            window=welcome_window,
-        )
-        result.welcomes_sent += outcome == WelcomeStatus.SENT
-        result.welcome_failures += outcome == WelcomeStatus.FAILED
-        result.welcomes_late += outcome == WelcomeStatus.LATE
-    for userid, ext, tag_ids in followup.mark:
-        try:
-            await client.mark_tag(userid=userid, external_userid=ext, add=tag_ids)
-            result.tags_marked += 1
-        except WeComError as error:
-            log.warning("mark_tag %s/%s failed: %s", userid, ext, error)

@@ -3,10 +3,11 @@
 `run_wecom_pass(session_factory=, now=)` handles the callback inbox (events, OneID, follows,
 groups, auto-tags, welcomes) and, when a customer-contact secret is configured, polls
 staff-confirmed sends: creates on WeCom the sends journeys queued, then asks for results and
-sends reminders. Without SIYU_WECOM_CORP_ID and
-SIYU_WECOM_SECRET there is nobody to ask: the inbox is still processed from what the callbacks
-carry (no names/unionids, no welcome calls, no polling) and the pass does not fail — a siyu
-that does not use WeCom simply finds an empty inbox.
+sends reminders. `run_inbox_lanes` is the long-running form for a dedicated inbox process: the
+welcome lane and the ingest side by side in one event loop (see `welcome_lane`). Without
+SIYU_WECOM_CORP_ID and SIYU_WECOM_SECRET there is nobody to ask: the inbox is still processed
+from what the callbacks carry (no names/unionids, no welcome calls, no polling) and the pass
+does not fail — a siyu that does not use WeCom simply finds an empty inbox.
 
 The hook is synchronous (the worker is); it runs its coroutine with `asyncio.run`, or in a
 short-lived thread when called from inside a running event loop.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,9 @@ from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.inbox import WeComSettings
 from siyu.channels.wecom.processing import process_inbox
 from siyu.channels.wecom.sends import poll_sends, push_queued_sends
+from siyu.channels.wecom.welcome import WELCOME_WINDOW, close_interrupted_welcomes
+from siyu.channels.wecom.welcome_lane import WelcomeLane, greet_new_adds
+from siyu.clock import Clock
 from siyu.config import Settings
 
 T = TypeVar("T")
@@ -84,6 +88,7 @@ async def wecom_pass(
         welcome_window=timedelta(seconds=extra.welcome_window_seconds),
     )
     done = inbox.processed + inbox.failed
+    done += close_interrupted_welcomes(session_factory, now=now)
     if client is not None:
         done += await push_queued_sends(session_factory=session_factory, client=client, now=now)
         sends = await poll_sends(session_factory=session_factory, client=client, now=now)
@@ -110,3 +115,49 @@ def run_wecom_pass(*, session_factory: sessionmaker[Session], now: datetime) -> 
                 await client.aclose()
 
     return run_sync(one_pass)
+
+
+async def run_inbox_lanes(
+    *,
+    session_factory: sessionmaker[Session],
+    client: WeComClient,
+    clock: Clock,
+    tz: tzinfo,
+    stop: asyncio.Event,
+    window: timedelta = WELCOME_WINDOW,
+    idle: float = 0.02,
+    sweep_every: timedelta = timedelta(minutes=1),
+) -> None:
+    """Welcome lane and inbox ingest side by side in one event loop until `stop` is set.
+
+    The ingest's database work is synchronous; it yields between rows, so the lane's WeCom
+    calls progress while a backlog is ingested. Idle loops sleep `idle` seconds."""
+    lane = WelcomeLane()
+
+    async def welcomes() -> None:
+        swept = clock.now() - sweep_every
+        while not stop.is_set():
+            now = clock.now()
+            if now - swept >= sweep_every:
+                close_interrupted_welcomes(session_factory, now=now)
+                swept = now
+            done = await greet_new_adds(
+                session_factory=session_factory, client=client, lane=lane, now=now, window=window
+            )
+            if done.looked_at == 0:
+                await asyncio.sleep(idle)
+
+    async def ingest() -> None:
+        while not stop.is_set():
+            done = await process_inbox(
+                session_factory=session_factory,
+                client=client,
+                now=clock.now(),
+                tz=tz,
+                welcome_window=window,
+                lane=lane,
+            )
+            if done.processed + done.failed == 0:
+                await asyncio.sleep(idle)
+
+    await asyncio.gather(welcomes(), ingest())
