@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from siyu.api.app import create_app
@@ -22,6 +18,7 @@ from siyu.config import Settings
 from siyu.db import transaction
 from siyu.warehouse.sync import sync_all
 from tests.conftest import require_real
+from tests.e2e import serving
 from tests.e2e.console.helpers import login
 from tests.factories import operational as op
 from tests.factories.brand import PASSWORD, hq_user
@@ -91,46 +88,26 @@ def test_an_unknown_report_is_a_404(demo_tea: Siyu) -> None:
     assert signed_in(demo_tea).get("/console/reports/nps").status_code == 404
 
 
-def _free_port() -> int:
-    for port in range(8540, 8600):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port in 8540-8599")
-
-
 def test_chromium_shows_the_rfm_table_and_chart(demo_tea: Siyu) -> None:
     require_real("chromium", os.path.exists(CHROMIUM), "Debian chromium at /usr/bin/chromium")
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(demo_tea), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM)
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/console/login")
-            page.fill("input[name=username]", "zhang.hq")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("form button[type=submit]")
-            page.wait_for_url("**/console/")
-            page.goto(f"http://127.0.0.1:{port}/console/reports/rfm?as_of=2026-06-18")
-            assert page.locator("table.rfm tbody tr").count() == 8
-            assert page.locator("svg[aria-label='bar chart'] rect").count() == 8
-            page.fill("input[name=as_of]", "2026-06-01")
-            page.click("section.reports form button[type=submit]")
-            page.wait_for_url("**as_of=2026-06-01")
-            assert page.locator("h1").inner_text() == "RFM report"
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving.served(create_app(demo_tea)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(f"{url}/console/login")
+        page.fill("input[name=username]", "zhang.hq")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_url("**/console/")
+        page.goto(f"{url}/console/reports/rfm?as_of=2026-06-18")
+        assert page.locator("table.rfm tbody tr").count() == 8
+        assert page.locator("svg[aria-label='bar chart'] rect").count() == 8
+        page.fill("input[name=as_of]", "2026-06-01")
+        page.click("section.reports form button[type=submit]")
+        page.wait_for_url("**as_of=2026-06-01")
+        assert page.locator("h1").inner_text() == "RFM report"
+        browser.close()
 
 
 def test_every_report_page_links_to_the_other_three(demo_tea: Siyu) -> None:

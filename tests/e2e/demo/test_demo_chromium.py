@@ -5,46 +5,27 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from siyu.api.app import create_app
 from siyu.bootstrap import bootstrap
 from siyu.config import Settings
 from siyu.demo.build import DEMO_ADMIN
 from tests.conftest import require_real
+from tests.e2e import serving
 
 CHROMIUM = os.environ.get("SIYU_TEST_CHROMIUM", "/usr/bin/chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def served_demo(demo_dir: Path) -> Iterator[str]:
     require_real("chromium", os.path.exists(CHROMIUM), f"Chromium at {CHROMIUM}")
-    port = _free_port()
     siyu = bootstrap(Settings(data_dir=demo_dir))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(siyu), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving.served(create_app(siyu)) as url:
+        yield url
 
 
 def a_phone_of_one_member(demo_dir: Path) -> str:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from siyu.api.app import create_app
 from siyu.bootstrap import bootstrap
@@ -20,21 +16,11 @@ from siyu.clock import FixedClock
 from siyu.config import Settings
 from siyu.db import transaction
 from tests.conftest import require_real
+from tests.e2e import serving
 from tests.factories.brand import PASSWORD, add_member, hq_user, seed_demo_tea
 
 CHROMIUM = os.environ.get("SIYU_TEST_CHROMIUM", "/usr/bin/chromium")
 NOW = FixedClock(datetime(2026, 6, 18, 2, 0, tzinfo=UTC))
-
-
-def _free_port() -> int:
-    for port in range(8400, 8450):  # this area's port range on shared machines
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8400–8449")
 
 
 @pytest.fixture
@@ -46,16 +32,8 @@ def served(tmp_path: Path) -> Iterator[str]:
     with transaction(siyu.session_factory) as db:
         add_member(db, name="Zhang Wei", identities={"phone": "13900001111"}, gender="M")
     hq_user(siyu.session_factory, siyu.clock)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(siyu), host="127.0.0.1", port=_free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving.served(create_app(siyu)) as url:
+        yield url
     siyu.close()
 
 

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 
 from siyu.access import service as access_service
 from siyu.access.schemas import Role
@@ -20,18 +16,11 @@ from siyu.bootstrap import Siyu
 from siyu.db import transaction
 from siyu.staff import tasks
 from tests.conftest import require_real
+from tests.e2e import serving
 from tests.factories.people import People, seed_people
 
 CHROMIUM = os.environ.get("SIYU_TEST_CHROMIUM", "/usr/bin/chromium")
 PHONE: Any = {"width": 390, "height": 844}  # a common phone viewport
-
-
-def _port() -> int:
-    for port in range(8900, 8950):  # this area's port range on the shared machine
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port in 8900-8949")
 
 
 @pytest.fixture
@@ -50,17 +39,8 @@ def served(sqlite_siyu: Siyu) -> Iterator[tuple[str, People]]:
             guide_id=people.guides["xiaoli"], member_ids=[people.members["Wang Fang"]],
             due_at=now + timedelta(hours=6), source="supervisor", source_key="chromium:1", now=now,
         )  # fmt: skip
-    port = _port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(siyu), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", people
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving.served(create_app(siyu)) as url:
+        yield url, people
 
 
 def test_a_guide_on_a_phone_sees_todays_task_and_marks_it_done(
