@@ -86,6 +86,7 @@ def _env(args: argparse.Namespace) -> dict[str, str]:
     if getattr(args, "full_app", False):
         env["BENCH_FULL_APP"] = "1"
     env["BENCH_PER_MINUTE"] = str(args.per_minute)
+    env["BENCH_LANE"] = "0" if getattr(args, "no_lane", False) else "1"
     return env
 
 
@@ -130,7 +131,18 @@ async def run_worker() -> None:
         limiter=RateLimiter(per_minute=per_minute, per_hour=max(150_000, per_minute * 60)),
     )
     (settings.data_dir / "worker.ready").touch()
-    while True:
+    if os.environ.get("BENCH_LANE") == "1":  # what `siyu wecom inbox-worker` runs
+        from siyu.channels.wecom.worker import run_inbox_lanes
+        from siyu.clock import SystemClock
+
+        await run_inbox_lanes(
+            session_factory=siyu.session_factory,
+            client=client,
+            clock=SystemClock(),
+            tz=settings.tz,
+            stop=asyncio.Event(),  # until terminated
+        )
+    while True:  # --no-lane: the worker pass loop (`siyu wecom work` / `siyu worker`)
         result = await process_inbox(
             session_factory=siyu.session_factory,
             client=client,
@@ -324,6 +336,8 @@ async def orchestrate(args: argparse.Namespace) -> None:
     welcome = [float(x) for x in stats["welcome_latencies"][warm:]]
     total = len(acks)
     print(f"store: {Settings().resolved_database_url.split(':')[0]}; 3 processes + load generator")
+    worker = "none" if args.no_worker else "pass loop" if args.no_lane else "welcome lane + ingest"
+    print(f"inbox worker: {worker}")
     print(
         f"worker rate limit: {args.per_minute:,} calls/min per API"
         + (" (WeCom's own limit)" if args.per_minute == 10_000 else " (lifted: fake WeCom only)")
@@ -356,6 +370,9 @@ def main() -> None:
         "--full-app", action="store_true", help="serve the whole app, not the intake app"
     )
     parser.add_argument("--no-worker", action="store_true", help="intake only (ack latency)")
+    parser.add_argument(
+        "--no-lane", action="store_true", help="worker without the welcome lane (pass loop)"
+    )
     parser.add_argument("--warmup", type=int, default=20, help="events before measuring")
     parser.add_argument(
         "--per-minute",

@@ -235,3 +235,57 @@ def test_the_inbox_lanes_greet_and_ingest_every_add_until_stopped(siyu: Siyu) ->
     asyncio.run(scenario())
     assert len(h.fake.welcomes_sent) == 3
     assert _inbox_statuses(siyu) == ["done", "done", "done"]
+
+
+def test_a_lane_that_reaches_adds_older_than_2_s_is_behind_until_it_finds_nothing_new(
+    siyu: Siyu,
+) -> None:
+    h = harness(siyu)
+    h.fake.now = lambda: siyu.clock.now().timestamp() - 3
+    lane = WelcomeLane()
+
+    async def scenario() -> tuple[bool, bool]:
+        await _xiao_li_with_greeting_code(h)
+        await _scan(h, "Wang Fang")
+        now = siyu.clock.now()
+        await greet_new_adds(
+            session_factory=siyu.session_factory, client=h.client, lane=lane, now=now
+        )
+        behind = lane.behind
+        await greet_new_adds(
+            session_factory=siyu.session_factory, client=h.client, lane=lane, now=now
+        )
+        await h.aclose()
+        return behind, lane.behind
+
+    assert asyncio.run(scenario()) == (True, False)
+
+
+def test_the_ingest_waits_while_the_lane_is_behind(siyu: Siyu) -> None:
+    h = harness(siyu)
+    lane = WelcomeLane()
+
+    async def scenario() -> tuple[list[str], int]:
+        await _xiao_li_with_greeting_code(h)
+        await _scan(h, "Wang Fang")
+        await greet_new_adds(
+            session_factory=siyu.session_factory, client=h.client, lane=lane, now=siyu.clock.now()
+        )
+        lane.behind = True  # as if a burst of older adds were still being greeted
+        ingest = asyncio.create_task(
+            process_inbox(
+                session_factory=siyu.session_factory,
+                client=h.client,
+                now=siyu.clock.now(),
+                tz=siyu.settings.tz,
+                lane=lane,
+            )
+        )
+        await asyncio.sleep(0.3)
+        while_behind = _inbox_statuses(siyu)
+        lane.behind = False
+        processed = (await ingest).processed
+        await h.aclose()
+        return while_behind, processed
+
+    assert asyncio.run(scenario()) == (["pending"], 1)

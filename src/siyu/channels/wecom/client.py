@@ -131,7 +131,10 @@ class WeComClient:
     ) -> None:
         self.corp_id = corp_id
         self._secret = secret
-        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=10.0)
+        # Keep-alive for as many connections as the workers have calls in flight (32 by
+        # default): httpx's default of 20 closes and reopens the rest on every burst.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=64)
+        self._http = http or httpx.AsyncClient(base_url=base_url, timeout=10.0, limits=limits)
         self._owns_http = http is None
         self.tokens = tokens or TokenCache()
         self.limiter = limiter or RateLimiter()

@@ -53,6 +53,8 @@ from siyu.ingest.writer import write_batch
 from siyu.tags.service import add_tag
 
 log = logging.getLogger(__name__)
+LANE_CHUNK = 20  # rows ingested per thread hand-off beside a welcome lane (~0.4 s of work)
+LANE_YIELD_LIMIT = 10.0  # seconds an ingest chunk waits at most for a lane that is behind
 REMOTE_CONCURRENCY = 32  # WeCom calls in flight per worker (customer/group fetches, welcomes)
 events_table = sa.table(
     "events", sa.column("event_id", sa.String), sa.column("member_id", sa.BigInteger)
@@ -416,16 +418,17 @@ async def process_inbox(
     in its own transaction, and the welcome messages and tag marks of the batch go out
     concurrently once their rows have committed — the welcome is what has the 20 s deadline.
     With a `lane` (a `welcome_lane.WelcomeLane` running beside this pass) the welcomes are the
-    lane's: the customers it fetched are reused, and the rows yield to the event loop between
-    them so the lane's sends are not held up by the ingest."""
+    lane's: the customers it fetched are reused, the rows are ingested on a worker thread in
+    chunks so the lane's calls are not held up, and each chunk waits while the lane is behind
+    (the welcome has the deadline, the ingest has none)."""
     result = ProcessResult()
     with session_factory() as session:
-        pending = session.execute(
-            sa.select(WeComInbox.id, WeComInbox.payload)
-            .where(WeComInbox.status == InboxStatus.PENDING)
-            .order_by(WeComInbox.id)
-            .limit(limit)
-        ).all()
+        query = sa.select(WeComInbox.id, WeComInbox.payload).where(
+            WeComInbox.status == InboxStatus.PENDING
+        )
+        if lane is not None:  # the lane sees every callback first (else a welcome would wait)
+            query = query.where(WeComInbox.id <= lane.watermark)
+        pending = session.execute(query.order_by(WeComInbox.id).limit(limit)).all()
     if not pending:
         return result
     gate = asyncio.Semaphore(concurrency)
@@ -467,19 +470,35 @@ async def process_inbox(
 
         await asyncio.gather(*(mark(*m) for f in done for m in f.mark))
 
+    rows = list(zip((inbox_id for inbox_id, _ in pending), remotes, strict=True))
+
+    def ingest_rows(chunk: list[tuple[int, dict[str, Any] | Exception]]) -> list[_Followup | None]:
+        return [_process_one(session_factory, i, remote, now, tz, result) for i, remote in chunk]
+
     # The welcome has the 20 s deadline: its rows for the whole batch first, sent before the
     # per-row work (which then finds the row and does not welcome again) — unless a welcome
-    # lane greets them, in which case the rows yield to the event loop so it is not held up.
+    # lane greets them: then the rows are ingested on a thread, so the event loop (the lane's
+    # WeCom calls) is not held up by ~20 ms of database work per add.
     if lane is None:
         batch = [(p, remote) for (_, p), remote in zip(pending, remotes, strict=True)]
         await after_all([_welcomes_first(session_factory, batch)])
-    followups = []
-    for (inbox_id, _), remote in zip(pending, remotes, strict=True):
-        followups.append(_process_one(session_factory, inbox_id, remote, now, tz, result))
-        if lane is not None:
-            await asyncio.sleep(0)
+        followups = ingest_rows(rows)
+    else:
+        followups = []
+        for start in range(0, len(rows), LANE_CHUNK):
+            await _until_lane_caught_up(lane)
+            followups += await asyncio.to_thread(ingest_rows, rows[start : start + LANE_CHUNK])
     await after_all(followups)
     return result
+
+
+async def _until_lane_caught_up(lane: WelcomeLane) -> None:
+    """The welcome lane has priority: wait while it is behind (at most LANE_YIELD_LIMIT, so an
+    ingest never hangs on a lane that stopped)."""
+    waited = 0.0
+    while lane.behind and waited < LANE_YIELD_LIMIT:
+        await asyncio.sleep(0.05)
+        waited += 0.05
 
 
 def _welcomes_first(

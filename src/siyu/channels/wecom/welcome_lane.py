@@ -3,14 +3,20 @@
 The welcome is the one WeCom call with a deadline (20 s after the add, once); the rest of an add
 (OneID, follow, attribution, tags, events: ~30 statements) is not. One ingest runs at ~60 adds/s
 on SQLite, so a welcome queued behind the ingest backlog is late at any sustained rate above
-that. The lane works on its own watermark over the inbox — the pending adds it has not looked
-at — and per pass:
+that. The lane works on its own watermark over the inbox — the pending callbacks it has not
+looked at; the ingest beside it takes callbacks only up to that watermark, so the lane always
+sees an add first — and per pass:
 
 1. fetches the customers concurrently (bounded; the client's rate limiter still applies) and
    keeps them in `WelcomeLane.contacts` for the ingest, so an add costs one
    externalcontact/get, not two;
 2. writes the pass's welcome rows in one transaction (`welcome.write_welcome_rows`);
 3. sends them with `welcome.send_welcomes` (one claim, concurrent calls, one record).
+
+The lane has priority over the ingest in its process: when it reaches adds that are already
+more than 2 s old it is `behind`, and the ingest pauses between chunks until it has caught up.
+A burst is greeted first and ingested after; under a load the ingest could carry anyway the lane
+is never behind and both run.
 
 An add the lane misses (on PostgreSQL an inbox id can become visible after the watermark passed
 it; a customer fetch that failed; a restart) is still welcomed by the ingest, which creates the
@@ -32,14 +38,16 @@ from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.errors import WeComError
 from siyu.channels.wecom.models import InboxStatus, WeComInbox
 from siyu.channels.wecom.welcome import (
-    ADD_CHANGES,
     WELCOME_WINDOW,
     WelcomeTally,
+    added_at,
+    is_add,
     send_welcomes,
     write_welcome_rows,
 )
 
 CONTACT_CACHE_LIMIT = 50_000  # fetched customers kept for the ingest; beyond, it fetches again
+BEHIND_AFTER = timedelta(seconds=2)  # adds older than this when the lane reaches them: behind
 
 
 @dataclass
@@ -48,6 +56,7 @@ class WelcomeLane:
 
     watermark: int = 0
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    behind: bool = False  # the ingest beside the lane pauses while this is set
 
     def keep(self, inbox_id: int, contact: dict[str, Any]) -> None:
         if len(self.contacts) < CONTACT_CACHE_LIMIT:
@@ -72,21 +81,19 @@ async def greet_new_adds(
 ) -> LanePass:
     """One lane pass over the pending adds past the watermark (see the module docstring)."""
     with session_factory() as session:
-        adds = session.execute(
+        arrived = session.execute(
             sa.select(WeComInbox.id, WeComInbox.payload)
-            .where(
-                WeComInbox.status == InboxStatus.PENDING,
-                WeComInbox.id > lane.watermark,
-                WeComInbox.event == "change_external_contact",
-                WeComInbox.change_type.in_(ADD_CHANGES),
-            )
+            .where(WeComInbox.status == InboxStatus.PENDING, WeComInbox.id > lane.watermark)
             .order_by(WeComInbox.id)
             .limit(limit)
         ).all()
-    done = LanePass(looked_at=len(adds))
-    if not adds:
+    done = LanePass(looked_at=len(arrived))
+    if not arrived:
+        lane.behind = False
         return done
-    lane.watermark = adds[-1].id
+    lane.watermark = arrived[-1].id  # the ingest takes callbacks up to here
+    adds = [(inbox_id, fields) for inbox_id, fields in arrived if is_add(fields)]
+    lane.behind = any(now - added_at(fields) > BEHIND_AFTER for _, fields in adds)
     gate = asyncio.Semaphore(concurrency)
     contacts = await asyncio.gather(*(_contact(client, gate, fields) for _, fields in adds))
     fetched = [(i, f, c) for (i, f), c in zip(adds, contacts, strict=True) if c is not None]
