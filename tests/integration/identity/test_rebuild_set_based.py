@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from siyu.bootstrap import Siyu
+from siyu.identity import rebuild
 from siyu.identity import service as identity_service
 from siyu.identity.models import Identity, Member, MemberMerge, MemberRecord
 from siyu.identity.regroup import regroup
@@ -138,3 +139,39 @@ def test_a_lower_limit_splits_the_members_a_shared_phone_had_merged(siyu: Siyu) 
         ).all()
     assert after[0] == before[0]
     assert len(set(after)) == 3
+
+
+def test_a_copy_in_many_blocks_agrees_and_a_second_rebuild_changes_nothing(
+    siyu: Siyu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a brand imported under a limit of 20, and SQLite copies cut into blocks of two rows
+    # (so blocks alternate between the two scratch files while the previous one is parsed)
+    _given_a_brand(siyu, limit=20)
+    monkeypatch.setattr(rebuild, "FETCH", 2)
+    with siyu.session_factory() as session:
+        known = session.scalar(sa.select(sa.func.max(Member.id))) or 0
+        expected = regroup(
+            session, member_ids=None, now=siyu.clock.now(), max_member_nos=2,
+            recompute_pollution=True,
+        )  # fmt: skip
+        expected_state = _state(session, known)
+        session.rollback()
+
+    # When the set-based rebuild runs under a limit of 2, then once more
+    first = identity_service.rebuild_identities(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), max_member_nos=2
+    )
+    second = identity_service.rebuild_identities(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), max_member_nos=2
+    )
+
+    # Then the first gives the regroup's result and the second finds nothing left to change
+    assert first == {
+        "records": expected.records,
+        "merges": expected.merges,
+        "splits": expected.splits,
+        "polluted": expected.polluted,
+    }
+    assert second == {"records": expected.records, "merges": 0, "splits": 0, "polluted": 1}
+    with siyu.session_factory() as session:
+        assert _state(session, known) == expected_state
