@@ -30,6 +30,13 @@ copying out of SQLite 7 s (observations 3.1, order lines 2.0, identities 0.9, ev
 member rows 0.4), components 2.4 s (label propagation), pollution 0.2 s, survivors 0.4 s,
 writing back 0.7 s. All merges/splits 0 here: the store was consistent, as after imports.
 
+Tried and not kept (2026-11-23): pipelining the SQLite copy (DuckDB parsing block n on a second
+cursor in a thread while SQLite builds block n+1). Split of the copy at 200k (load 3.4): SQLite's
+group_concat 4.9 s, file writes 0.2 s, DuckDB parse 1.3 s — the parse is all it could hide, and
+only with a core to spare. Six interleaved runs each at load 2.2-5.5: rebuild 15.4-27.8 s with
+it, 19.1-24.4 s without; ten paired runs of the load step alone (~12 s): with it 0.3 s faster
+on average, sd 1.8 s. No measurable gain on this shared box; the experiment was reverted.
+
 Extrapolation to 10M members / 50M lines (~77M records, 50× the 200k run), linear: ~12 min
 and ~22 GiB of DuckDB working memory (it spills to a temp directory). The ≤ 60 s target is
 NOT met: copying the store out is ~60% of the time and is linear in rows. Reaching it needs

@@ -145,7 +145,7 @@ def test_a_copy_in_many_blocks_agrees_and_a_second_rebuild_changes_nothing(
     siyu: Siyu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a brand imported under a limit of 20, and SQLite copies cut into blocks of two rows
-    # (so blocks alternate between the two scratch files while the previous one is parsed)
+    # (real blocks are 200k rows: every other test copies each table in one block)
     _given_a_brand(siyu, limit=20)
     monkeypatch.setattr(rebuild, "FETCH", 2)
     with siyu.session_factory() as session:
