@@ -82,6 +82,28 @@ def visible_members(viewer: Viewer | None, member_id: Any) -> ColumnElement[bool
     return sa.false()
 
 
+_staff = sa.table("staff", sa.column("id"), sa.column("staff_no"), sa.column("store_id"))
+
+
+def visible_staff_nos(viewer: Viewer | None, staff_no: Any) -> ColumnElement[bool] | None:
+    """A WHERE clause limiting `staff_no` (a guide's staff number = WeCom userid) to the staff
+    whose work this viewer may see (None: all): a guide themself, a supervisor the staff of
+    their region's stores; fail closed like `visible_members`."""
+    if viewer is None or viewer.sees_everything:
+        return None
+    if viewer.role is Role.GUIDE and viewer.staff_id is not None:
+        own = sa.select(_staff.c.staff_no).where(_staff.c.id == viewer.staff_id)
+        return staff_no.in_(own)  # type: ignore[no-any-return]
+    if viewer.role is Role.SUPERVISOR and viewer.region is not None:
+        region = (
+            sa.select(_staff.c.staff_no)
+            .join(_stores, _stores.c.id == _staff.c.store_id)
+            .where(_stores.c.region == viewer.region)
+        )
+        return staff_no.in_(region)  # type: ignore[no-any-return]
+    return sa.false()
+
+
 def may_see_member(session: Session, viewer: Viewer | None, member_id: int) -> bool:
     clause = visible_members(viewer, _owners.c.member_id)
     if clause is None:

@@ -1,4 +1,8 @@
-"""Read models of the WeCom channel for the console and the API: staff sends and groups."""
+"""Read models of the WeCom channel for the console and the API: staff sends and groups.
+
+Both are scoped by the viewer (`access.scope.visible_staff_nos`): a guide sees their own sends
+and the groups they own, a supervisor those of their region's staff, HQ and analysts all.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from siyu.access.scope import Viewer, visible_staff_nos
 from siyu.channels.wecom.models import (
     WeComGroup,
     WeComGroupMember,
@@ -44,8 +49,11 @@ class GroupRow:
     dismissed_at: datetime | None
 
 
-def list_sends(*, session_factory: sessionmaker[Session], limit: int = 100) -> list[SendRow]:
-    """The latest staff-confirmed sends with per-recipient counts (covered rows not counted)."""
+def list_sends(
+    *, session_factory: sessionmaker[Session], viewer: Viewer | None = None, limit: int = 100
+) -> list[SendRow]:
+    """The latest staff-confirmed sends the viewer may see, with per-recipient counts (covered
+    rows not counted)."""
     counted = WeComSendRecipient.status != "covered"
     with session_factory() as session:
         counts = (
@@ -62,9 +70,11 @@ def list_sends(*, session_factory: sessionmaker[Session], limit: int = 100) -> l
             .group_by(WeComSendRecipient.send_task_id)
             .subquery()
         )
+        query = sa.select(WeComSendTask, counts.c.recipients, counts.c.sent, counts.c.limited)
+        if (scope := visible_staff_nos(viewer, WeComSendTask.userid)) is not None:
+            query = query.where(scope)
         rows = session.execute(
-            sa.select(WeComSendTask, counts.c.recipients, counts.c.sent, counts.c.limited)
-            .outerjoin(counts, counts.c.send_id == WeComSendTask.id)
+            query.outerjoin(counts, counts.c.send_id == WeComSendTask.id)
             .order_by(WeComSendTask.id.desc())
             .limit(limit)
         ).all()
@@ -94,8 +104,10 @@ def _send_row(
     )
 
 
-def list_groups(*, session_factory: sessionmaker[Session]) -> list[GroupRow]:
-    """Customer groups with their current customers and staff."""
+def list_groups(
+    *, session_factory: sessionmaker[Session], viewer: Viewer | None = None
+) -> list[GroupRow]:
+    """Customer groups the viewer may see (by owner) with their current customers and staff."""
     present = WeComGroupMember.left_at.is_(None)
     with session_factory() as session:
         counts = dict(
@@ -110,7 +122,10 @@ def list_groups(*, session_factory: sessionmaker[Session]) -> list[GroupRow]:
                 .group_by(WeComGroupMember.chat_id)
             ).all()
         )
-        groups = session.scalars(sa.select(WeComGroup).order_by(WeComGroup.id)).all()
+        query = sa.select(WeComGroup).order_by(WeComGroup.id)
+        if (scope := visible_staff_nos(viewer, WeComGroup.owner)) is not None:
+            query = query.where(scope)
+        groups = session.scalars(query).all()
         return [
             GroupRow(
                 chat_id=g.chat_id,

@@ -2,7 +2,8 @@
 form, the demo's "simulate a scan" button, staff-confirmed sends and customer groups.
 
 Decisions where the issue is silent:
-- Everyone signed in may look; only HQ creates codes (a code is a brand asset on WeCom).
+- Everyone signed in may look at the codes; only HQ creates them (a code is a brand asset on
+  WeCom). Staff sends and groups are scoped: a guide sees their own, a supervisor their region's.
 - "Simulate a customer scanning this code" exists only in demo mode (no WeCom secret
   configured): it plays a scan on the simulated WeCom through siyu's real callback endpoint
   and worker, then shows what happened; with a real corp the button is not offered at all.
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from siyu.access.schemas import Role
+from siyu.access.scope import viewer_of_user
 from siyu.api.deps import SiyuDep
 from siyu.channels.wecom import queries, simulate
 from siyu.channels.wecom.worker import run_sync
@@ -139,11 +141,11 @@ def simulate_scan(
 
 @router.get("/sends")
 def sends(request: Request, siyu: SiyuDep, user: CurrentUser) -> HTMLResponse:
-    rows = queries.list_sends(session_factory=siyu.session_factory)
+    rows = queries.list_sends(session_factory=siyu.session_factory, viewer=viewer_of_user(user))
     return render(request, "wecom/sends.html", {"sends": [asdict(r) for r in rows]})
 
 
 @router.get("/groups")
 def groups(request: Request, siyu: SiyuDep, user: CurrentUser) -> HTMLResponse:
-    rows = queries.list_groups(session_factory=siyu.session_factory)
+    rows = queries.list_groups(session_factory=siyu.session_factory, viewer=viewer_of_user(user))
     return render(request, "wecom/groups.html", {"groups": rows})
