@@ -13,6 +13,7 @@ from siyu.access.schemas import Role
 from siyu.api.app import create_app
 from siyu.bootstrap import Siyu
 from siyu.channels.wecom.demo import populate
+from siyu.growth import service as growth
 from tests.e2e.console.helpers import csrf_from, login
 from tests.factories.brand import PASSWORD, guide_xiao_li, hq_user, store_sh001
 from tests.integration.wecom.harness import configure
@@ -66,6 +67,54 @@ def test_hq_creates_a_code_and_simulates_a_scan(client: TestClient) -> None:
     assert "Scan simulated: SH001 counter" in scanned.text
     assert "欢迎 Wang Fang" in scanned.text
     assert "200 success" in scanned.text
+
+
+def test_hq_creates_a_code_whose_welcome_has_an_image_and_a_mini_program_card(
+    client: TestClient, demo_tea: Siyu
+) -> None:
+    page = client.get("/console/wecom/codes")
+    created = client.post(
+        "/console/wecom/codes",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "name": "Gift card",
+            "guides": "xiaoli",
+            "state": "gift-card",
+            "welcome": "欢迎 {name}",
+            "welcome_image_url": "https://img.example/welcome.jpg",
+            "card_title": "领取新人礼",
+            "card_appid": "wx1234567890",
+            "card_page": "pages/gift/index",
+        },
+        follow_redirects=True,
+    )
+    assert created.status_code == 200
+
+    with demo_tea.session_factory() as session:
+        code = growth.code_by_state(session, "gift-card")
+    assert code is not None and code.welcome == {
+        "text": "欢迎 {name}",
+        "image_url": "https://img.example/welcome.jpg",
+        "miniprogram": {"title": "领取新人礼", "appid": "wx1234567890", "page": "pages/gift/index"},
+    }
+
+
+def test_a_mini_program_card_without_its_page_is_refused_with_the_reason(
+    client: TestClient,
+) -> None:
+    page = client.get("/console/wecom/codes")
+    refused = client.post(
+        "/console/wecom/codes",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "name": "Half card",
+            "guides": "xiaoli",
+            "card_title": "领取新人礼",
+            "card_appid": "wx1234567890",
+        },
+    )
+    assert refused.status_code == 422
+    assert "welcome.miniprogram needs title, appid, page" in refused.text
 
 
 def test_a_state_longer_than_30_characters_is_refused_with_the_reason(

@@ -7,8 +7,9 @@ Decisions where the issue is silent:
 - "Simulate a customer scanning this code" exists only in demo mode (no WeCom secret
   configured): it plays a scan on the simulated WeCom through siyu's real callback endpoint
   and worker, then shows what happened; with a real corp the button is not offered at all.
-- Welcome text and auto-tags are plain fields (text with {name}; corp tag ids, comma
-  separated); image and mini-program card are set through the CLI/API for now.
+- The welcome message is a text (with {name}), an image URL and/or a mini-program card (title,
+  appid, page, optional cover media id): any combination WeCom's send_welcome_msg takes; a card
+  with a field missing is refused with the reason. Auto-tags are corp tag ids, comma separated.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def create_code(
     store_code: Annotated[str, Form()] = "",
     campaign: Annotated[str, Form()] = "",
     welcome: Annotated[str, Form()] = "",
+    welcome_image_url: Annotated[str, Form()] = "",
+    card_title: Annotated[str, Form()] = "",
+    card_appid: Annotated[str, Form()] = "",
+    card_page: Annotated[str, Form()] = "",
+    card_pic_media_id: Annotated[str, Form()] = "",
     auto_tags: Annotated[str, Form()] = "",
 ) -> Any:
     form = {
@@ -92,6 +98,11 @@ def create_code(
         "store_code": store_code,
         "campaign": campaign,
         "welcome": welcome,
+        "welcome_image_url": welcome_image_url,
+        "card_title": card_title,
+        "card_appid": card_appid,
+        "card_page": card_page,
+        "card_pic_media_id": card_pic_media_id,
         "auto_tags": auto_tags,
     }
     userids = [g.strip() for g in guides.split(",") if g.strip()]
@@ -106,13 +117,29 @@ def create_code(
                 state=state.strip() or None,
                 store_code=store_code.strip() or None,
                 campaign=campaign.strip() or None,
-                welcome={"text": welcome} if welcome.strip() else None,
+                welcome=_welcome_of(form),
                 auto_tags=tags or None,
             )
         )
     except (GrowthError, ValueError) as error:
         return _codes_page(request, siyu, user, form=form, error=str(error), status_code=422)
     return RedirectResponse("/console/wecom/codes", status_code=303)
+
+
+def _welcome_of(form: dict[str, str]) -> dict[str, Any] | None:
+    """The welcome template from the form's fields; None when all are blank."""
+    welcome: dict[str, Any] = {}
+    if form["welcome"].strip():
+        welcome["text"] = form["welcome"]
+    if form["welcome_image_url"].strip():
+        welcome["image_url"] = form["welcome_image_url"].strip()
+    card_fields = {"title": "card_title", "appid": "card_appid", "page": "card_page"}
+    card = {key: form[field].strip() for key, field in card_fields.items() if form[field].strip()}
+    if form["card_pic_media_id"].strip():
+        card["pic_media_id"] = form["card_pic_media_id"].strip()
+    if card:
+        welcome["miniprogram"] = card
+    return welcome or None
 
 
 @router.post("/codes/{code_id}/simulate", dependencies=[CsrfChecked])
