@@ -10,9 +10,14 @@ import sqlalchemy as sa
 from siyu.access.scope import Viewer
 from siyu.bootstrap import Siyu
 from siyu.channels.wecom.inbox import WeComSettings
-from siyu.channels.wecom.models import SendKind, WeComFollow
+from siyu.channels.wecom.models import SendKind, WeComFollow, WeComSendTask
 from siyu.channels.wecom.processing import process_inbox
-from siyu.channels.wecom.sends import create_staff_send, poll_sends
+from siyu.channels.wecom.sends import (
+    close_interrupted_pushes,
+    create_staff_send,
+    poll_sends,
+    push_queued_sends,
+)
 from siyu.staff import tasks as staff_tasks
 from tests.factories.brand import guide_xiao_li, store_sh001
 from tests.integration.wecom.harness import Harness, harness
@@ -160,3 +165,51 @@ def test_a_moment_is_tracked_until_the_guide_publishes_it(siyu: Siyu) -> None:
         return before.confirmed, after.confirmed
 
     assert asyncio.run(scenario()) == (0, 1)
+
+
+def _send_left_pushing(siyu: Siyu, *, claimed_minutes_ago: int, key: str) -> int:
+    now = siyu.clock.now()
+    with siyu.session_factory() as session:
+        row = WeComSendTask(
+            source_key=key, kind="single", userid="xiaoli", content=TEXT, created_at=now,
+            status="pushing", claimed_at=now - timedelta(minutes=claimed_minutes_ago),
+        )  # fmt: skip
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def test_a_push_a_stopped_worker_left_unfinished_is_closed_as_failed_after_10_minutes(
+    siyu: Siyu,
+) -> None:
+    stale = _send_left_pushing(siyu, claimed_minutes_ago=11, key="sop:stale")
+    fresh = _send_left_pushing(siyu, claimed_minutes_ago=1, key="sop:in-flight")
+
+    closed = close_interrupted_pushes(session_factory=siyu.session_factory, now=siyu.clock.now())
+
+    assert closed == 1
+    with siyu.session_factory() as session:
+        rows = {r.id: r for r in session.scalars(sa.select(WeComSendTask))}
+    assert (rows[stale].status, rows[fresh].status) == ("failed", "pushing")
+    assert rows[stale].error is not None and rows[stale].error.startswith("interrupted")
+
+
+def test_a_send_created_directly_is_claimed_so_no_worker_pushes_it_again(siyu: Siyu) -> None:
+    h = harness(siyu)
+    now = siyu.clock.now()
+
+    async def scenario() -> int:
+        member_id = await _wang_fang_follows_xiao_li(h)
+        await create_staff_send(
+            session_factory=siyu.session_factory, client=h.client, kind=SendKind.SINGLE,
+            userid="xiaoli", source_key="journey:new-tea:step1", title="Send the launch",
+            content=TEXT, now=now, tz=siyu.settings.tz, member_ids=[member_id],
+        )  # fmt: skip
+        pushed = await push_queued_sends(
+            session_factory=siyu.session_factory, client=h.client, now=now
+        )
+        await h.aclose()
+        return pushed
+
+    assert asyncio.run(scenario()) == 0
+    assert h.fake.calls["externalcontact/add_msg_template"] == 1

@@ -171,6 +171,8 @@ class WeComSendTask(Base):
     jobid: Mapped[str | None] = mapped_column(String(128), unique=True, default=None)
     moment_id: Mapped[str | None] = mapped_column(String(128), default=None)
     status: Mapped[str] = mapped_column(String(16), default=SendStatus.CREATING)
+    # when a worker moved it to `pushing`: a push older than that never finished (sends.py)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     reminders: Mapped[list[str]] = mapped_column(JSON, default=list)  # ISO instants, last 24 h rule
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

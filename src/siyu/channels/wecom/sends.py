@@ -9,6 +9,12 @@ closes the guide task (`complete_task`) when WeCom reports the send.
 Reminders: `remind_groupmsg_send` at most 3 times per task in any 24 h, and not more often than
 every 2 h. Moments have no reminder API: the guide task itself stays visible.
 
+Interrupted pushes: a send is claimed (`pushing`, with `claimed_at`) before the WeCom task is
+created. A worker that stops between the claim and recording WeCom's answer leaves it there;
+after 10 minutes `close_interrupted_pushes` closes it as failed with the reason rather than
+creating it again — WeCom has no idempotency key, a retry could put the same task twice in the
+guide's WeCom, and the guide task in siyu's task centre still shows the guide what to send.
+
 Caps: WeCom's per-customer monthly cap is a platform setting that changes (as many per month
 as the month has days today; admins may choose 7/week or 1/day) → `monthly_cap_per_customer`.
 We also keep our own stricter budget (`our_monthly_budget_per_customer`). A customer at either
@@ -38,6 +44,7 @@ from siyu.channels.wecom.models import (
 from siyu.staff import tasks as staff_tasks
 
 MAX_REMINDERS_PER_DAY = 3
+INTERRUPTED_PUSH_AFTER = timedelta(minutes=10)
 REMIND_EVERY = timedelta(hours=2)
 staff_table = sa.table("staff", sa.column("id", sa.BigInteger), sa.column("staff_no", sa.String))
 TASK_KIND = {
@@ -154,6 +161,8 @@ async def create_staff_send(
             content=content,
             created_at=now,
             reminders=[],
+            status=SendStatus.PUSHING,  # created on WeCom right below, by this call
+            claimed_at=now,
         )
         session.add(row)
         session.flush()
@@ -365,7 +374,7 @@ async def push_queued_sends(
             claimed = session.execute(
                 sa.update(WeComSendTask)
                 .where(WeComSendTask.id == send_id, WeComSendTask.status == SendStatus.CREATING)
-                .values(status=SendStatus.PUSHING)
+                .values(status=SendStatus.PUSHING, claimed_at=now)
             )
             session.commit()
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -386,3 +395,27 @@ async def push_queued_sends(
         )
         pushed += 1
     return pushed
+
+
+def close_interrupted_pushes(
+    *,
+    session_factory: sessionmaker[Session],
+    now: datetime,
+    after: timedelta = INTERRUPTED_PUSH_AFTER,
+) -> int:
+    """Sends left in `pushing` longer than `after` are closed as failed (see the module
+    docstring); how many."""
+    with session_factory() as session:
+        closed = session.execute(
+            sa.update(WeComSendTask)
+            .where(
+                WeComSendTask.status == SendStatus.PUSHING, WeComSendTask.claimed_at < now - after
+            )
+            .values(
+                status=SendStatus.FAILED,
+                error="interrupted: the worker stopped while creating the WeCom task; "
+                "not created again (the guide task still shows what to send)",
+            )
+        )
+        session.commit()
+    return int(closed.rowcount)  # type: ignore[attr-defined]

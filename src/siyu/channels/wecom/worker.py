@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.inbox import WeComSettings
 from siyu.channels.wecom.processing import process_inbox
-from siyu.channels.wecom.sends import poll_sends, push_queued_sends
+from siyu.channels.wecom.sends import close_interrupted_pushes, poll_sends, push_queued_sends
 from siyu.channels.wecom.welcome import WELCOME_WINDOW, close_interrupted_welcomes
 from siyu.channels.wecom.welcome_lane import WelcomeLane, greet_new_adds
 from siyu.clock import Clock
@@ -89,6 +89,7 @@ async def wecom_pass(
     )
     done = inbox.processed + inbox.failed
     done += close_interrupted_welcomes(session_factory, now=now)
+    done += close_interrupted_pushes(session_factory=session_factory, now=now)
     if client is not None:
         done += await push_queued_sends(session_factory=session_factory, client=client, now=now)
         sends = await poll_sends(session_factory=session_factory, client=client, now=now)
