@@ -22,7 +22,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("wecom_send_tasks") as batch_op:
-        batch_op.add_column(sa.Column("claimed_at", siyu.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("claimed_at", siyu.db.UTCDateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade() -> None:
