@@ -10,6 +10,7 @@ cannot disagree. The CLI runs as the operator of the machine: `Viewer.system()` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,19 +68,16 @@ def visible_members(viewer: Viewer | None, member_id: Any) -> ColumnElement[bool
     A guide sees the members they own; a supervisor the members owned by a store of their
     region. A guide or supervisor without a staff id or region sees nobody (fail closed).
     """
-    if viewer is None or viewer.sees_everything:
-        return None
-    if viewer.role is Role.GUIDE and viewer.staff_id is not None:
-        mine = sa.select(_owners.c.member_id).where(_owners.c.guide_id == viewer.staff_id)
-        return member_id.in_(mine)  # type: ignore[no-any-return]
-    if viewer.role is Role.SUPERVISOR and viewer.region is not None:
-        region = (
+    return _scoped(
+        viewer,
+        member_id,
+        own=lambda staff_id: sa.select(_owners.c.member_id).where(_owners.c.guide_id == staff_id),
+        region=lambda region: (
             sa.select(_owners.c.member_id)
             .join(_stores, _stores.c.id == _owners.c.store_id)
-            .where(_stores.c.region == viewer.region)
-        )
-        return member_id.in_(region)  # type: ignore[no-any-return]
-    return sa.false()
+            .where(_stores.c.region == region)
+        ),
+    )
 
 
 _staff = sa.table("staff", sa.column("id"), sa.column("staff_no"), sa.column("store_id"))
@@ -89,18 +87,33 @@ def visible_staff_nos(viewer: Viewer | None, staff_no: Any) -> ColumnElement[boo
     """A WHERE clause limiting `staff_no` (a guide's staff number = WeCom userid) to the staff
     whose work this viewer may see (None: all): a guide themself, a supervisor the staff of
     their region's stores; fail closed like `visible_members`."""
+    return _scoped(
+        viewer,
+        staff_no,
+        own=lambda staff_id: sa.select(_staff.c.staff_no).where(_staff.c.id == staff_id),
+        region=lambda region: (
+            sa.select(_staff.c.staff_no)
+            .join(_stores, _stores.c.id == _staff.c.store_id)
+            .where(_stores.c.region == region)
+        ),
+    )
+
+
+def _scoped(
+    viewer: Viewer | None,
+    column: Any,
+    *,
+    own: Callable[[int], sa.Select[Any]],
+    region: Callable[[str], sa.Select[Any]],
+) -> ColumnElement[bool] | None:
+    """`column IN own(staff id)` for a guide, `IN region(region)` for a supervisor, nothing
+    for HQ and analysts, false for a guide/supervisor missing their staff id/region."""
     if viewer is None or viewer.sees_everything:
         return None
     if viewer.role is Role.GUIDE and viewer.staff_id is not None:
-        own = sa.select(_staff.c.staff_no).where(_staff.c.id == viewer.staff_id)
-        return staff_no.in_(own)  # type: ignore[no-any-return]
+        return column.in_(own(viewer.staff_id))  # type: ignore[no-any-return]
     if viewer.role is Role.SUPERVISOR and viewer.region is not None:
-        region = (
-            sa.select(_staff.c.staff_no)
-            .join(_stores, _stores.c.id == _staff.c.store_id)
-            .where(_stores.c.region == viewer.region)
-        )
-        return staff_no.in_(region)  # type: ignore[no-any-return]
+        return column.in_(region(viewer.region))  # type: ignore[no-any-return]
     return sa.false()
 
 

@@ -4,6 +4,7 @@ mode, staff sends and groups after the demo stage."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -35,6 +36,16 @@ def client(demo_tea: Siyu) -> Iterator[TestClient]:
     with TestClient(create_app(demo_tea)) as test_client:
         login(test_client, "zhang.hq", PASSWORD)
         yield test_client
+
+
+def _post_code(client: TestClient, **fields: str) -> Any:
+    """Submit the new-code form as the signed-in user (CSRF token from the page)."""
+    page = client.get("/console/wecom/codes")
+    return client.post(
+        "/console/wecom/codes",
+        data={"csrf_token": csrf_from(page.text), **fields},
+        follow_redirects=True,
+    )
 
 
 def test_hq_creates_a_code_and_simulates_a_scan(client: TestClient) -> None:
@@ -72,21 +83,16 @@ def test_hq_creates_a_code_and_simulates_a_scan(client: TestClient) -> None:
 def test_hq_creates_a_code_whose_welcome_has_an_image_and_a_mini_program_card(
     client: TestClient, demo_tea: Siyu
 ) -> None:
-    page = client.get("/console/wecom/codes")
-    created = client.post(
-        "/console/wecom/codes",
-        data={
-            "csrf_token": csrf_from(page.text),
-            "name": "Gift card",
-            "guides": "xiaoli",
-            "state": "gift-card",
-            "welcome": "欢迎 {name}",
-            "welcome_image_url": "https://img.example/welcome.jpg",
-            "card_title": "领取新人礼",
-            "card_appid": "wx1234567890",
-            "card_page": "pages/gift/index",
-        },
-        follow_redirects=True,
+    created = _post_code(
+        client,
+        name="Gift card",
+        guides="xiaoli",
+        state="gift-card",
+        welcome="欢迎 {name}",
+        welcome_image_url="https://img.example/welcome.jpg",
+        card_title="领取新人礼",
+        card_appid="wx1234567890",
+        card_page="pages/gift/index",
     )
     assert created.status_code == 200
 
@@ -102,16 +108,12 @@ def test_hq_creates_a_code_whose_welcome_has_an_image_and_a_mini_program_card(
 def test_a_mini_program_card_without_its_page_is_refused_with_the_reason(
     client: TestClient,
 ) -> None:
-    page = client.get("/console/wecom/codes")
-    refused = client.post(
-        "/console/wecom/codes",
-        data={
-            "csrf_token": csrf_from(page.text),
-            "name": "Half card",
-            "guides": "xiaoli",
-            "card_title": "领取新人礼",
-            "card_appid": "wx1234567890",
-        },
+    refused = _post_code(
+        client,
+        name="Half card",
+        guides="xiaoli",
+        card_title="领取新人礼",
+        card_appid="wx1234567890",
     )
     assert refused.status_code == 422
     assert "welcome.miniprogram needs title, appid, page" in refused.text
@@ -120,16 +122,7 @@ def test_a_mini_program_card_without_its_page_is_refused_with_the_reason(
 def test_a_state_longer_than_30_characters_is_refused_with_the_reason(
     client: TestClient,
 ) -> None:
-    page = client.get("/console/wecom/codes")
-    refused = client.post(
-        "/console/wecom/codes",
-        data={
-            "csrf_token": csrf_from(page.text),
-            "name": "Too long",
-            "guides": "xiaoli",
-            "state": "x" * 31,
-        },
-    )
+    refused = _post_code(client, name="Too long", guides="xiaoli", state="x" * 31)
     assert refused.status_code == 422
     assert "is 31 characters (max 30)" in refused.text
 

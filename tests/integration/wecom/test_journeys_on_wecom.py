@@ -18,9 +18,8 @@ from siyu.journeys.actions import ActionContext
 from siyu.journeys.models import Enrollment, StepRun
 from siyu.journeys.worker import run_once
 from siyu.staff.models_guides import GuideTask, GuideTaskMember
-from tests.factories.brand import guide_xiao_li, store_sh001
 from tests.factories.journeys import apply_journey, runtime_for
-from tests.integration.wecom.harness import Harness, harness
+from tests.integration.wecom.harness import Harness, harness, xiao_li
 
 WECOM_WELCOME_JOURNEY = """
 name: wecom-new-contact
@@ -35,12 +34,6 @@ steps:
       title: Introduce the autumn menu
       text: 桂花乌龙上新，欢迎到店品尝
 """
-
-
-def _xiao_li(siyu: Siyu) -> None:
-    with siyu.session_factory() as session:
-        guide_xiao_li(session, store=store_sh001(session))
-        session.commit()
 
 
 async def _add(h: Harness, *, ext: str, name: str) -> int:
@@ -84,7 +77,7 @@ def test_an_add_on_wecom_enrolls_the_member_and_the_step_queues_a_staff_send(
     # given a journey triggered by wecom_contact_added, and Xiao Li at SH001
     h = harness(siyu)
     h.fake.now = lambda: siyu.clock.now().timestamp()
-    _xiao_li(siyu)
+    xiao_li(siyu)
     runtime = runtime_for(siyu)
     apply_journey(siyu, runtime, WECOM_WELCOME_JOURNEY)
 
@@ -117,7 +110,7 @@ def test_an_add_on_wecom_enrolls_the_member_and_the_step_queues_a_staff_send(
 def test_a_retried_wecom_step_leaves_one_guide_task_with_the_member_once(siyu: Siyu) -> None:
     # given Wang Fang follows Xiao Li
     h = harness(siyu)
-    _xiao_li(siyu)
+    xiao_li(siyu)
 
     async def setup() -> int:
         member_id = await _add(h, ext="wmWangFang", name="Wang Fang")
@@ -146,7 +139,7 @@ def test_a_retried_wecom_step_leaves_one_guide_task_with_the_member_once(siyu: S
 def test_members_of_one_day_share_a_send_until_it_is_created_on_wecom(siyu: Siyu) -> None:
     # given Wang Fang and Li Lei follow Xiao Li, and Zhang Min joins after the WeCom task exists
     h = harness(siyu)
-    _xiao_li(siyu)
+    xiao_li(siyu)
     action = WeComSend()
 
     async def scenario() -> list[int]:
@@ -185,7 +178,7 @@ def test_members_of_one_day_share_a_send_until_it_is_created_on_wecom(siyu: Siyu
 
 
 def test_a_member_who_follows_no_guide_gets_no_send(siyu: Siyu) -> None:
-    _xiao_li(siyu)
+    xiao_li(siyu)
     with transaction(siyu.session_factory) as session:
         outcome = WeComSend().execute(_ctx(siyu, session, 424242, key="k"), PARAMS)
     assert outcome == "no send: the member is not a WeCom contact of any guide"

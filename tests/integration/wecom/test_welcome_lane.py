@@ -9,36 +9,42 @@ import sqlalchemy as sa
 
 from siyu.bootstrap import Siyu
 from siyu.channels.wecom.models import WeComFollow, WeComInbox, WeComWelcome
-from siyu.channels.wecom.processing import process_inbox
+from siyu.channels.wecom.processing import ProcessResult, process_inbox
 from siyu.channels.wecom.welcome import close_interrupted_welcomes
-from siyu.channels.wecom.welcome_lane import WelcomeLane, greet_new_adds
+from siyu.channels.wecom.welcome_lane import LanePass, WelcomeLane, greet_new_adds
 from siyu.channels.wecom.worker import run_inbox_lanes
-from siyu.growth import service as growth
-from siyu.growth.models import CodeScope
-from tests.factories.brand import guide_xiao_li, store_sh001
-from tests.integration.wecom.harness import Harness, harness
+from tests.integration.wecom.harness import Harness, greeting_code, harness, xiao_li
 
 
 async def _xiao_li_with_greeting_code(h: Harness) -> None:
-    with h.siyu.session_factory() as session:
-        guide_xiao_li(session, store=store_sh001(session))
-        session.commit()
-    await growth.create_channel_code(
-        session_factory=h.siyu.session_factory,
-        gateway=h.client.add_contact_way,
-        name="Xiao Li card",
-        scope=CodeScope.GUIDE,
-        userids=["xiaoli"],
-        state="g-xiaoli",
-        welcome={"text": "Hi {name}"},
-        now=h.siyu.clock.now(),
-    )
+    xiao_li(h.siyu)
+    await greeting_code(h)
 
 
 async def _scan(h: Harness, *names: str) -> None:
     for name in names:
         fields = h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name=name)
         await h.fake.push(fields, http=h.siyu_http)
+
+
+async def _greet(h: Harness, lane: WelcomeLane | None = None) -> LanePass:
+    """One lane pass at the clock's now (a fresh lane unless one is given)."""
+    return await greet_new_adds(
+        session_factory=h.siyu.session_factory,
+        client=h.client,
+        lane=lane if lane is not None else WelcomeLane(),
+        now=h.siyu.clock.now(),
+    )
+
+
+async def _ingest(h: Harness, lane: WelcomeLane) -> ProcessResult:
+    return await process_inbox(
+        session_factory=h.siyu.session_factory,
+        client=h.client,
+        now=h.siyu.clock.now(),
+        tz=h.siyu.settings.tz,
+        lane=lane,
+    )
 
 
 def _inbox_statuses(siyu: Siyu) -> list[str]:
@@ -52,12 +58,7 @@ def test_the_lane_greets_an_add_before_it_is_ingested(siyu: Siyu) -> None:
     async def scenario() -> int:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Wang Fang")
-        done = await greet_new_adds(
-            session_factory=siyu.session_factory,
-            client=h.client,
-            lane=WelcomeLane(),
-            now=siyu.clock.now(),
-        )
+        done = await _greet(h)
         await h.aclose()
         return done.welcomes.sent
 
@@ -75,16 +76,8 @@ def test_the_ingest_after_the_lane_does_not_greet_again_and_reuses_the_fetched_c
     async def scenario() -> tuple[int, int]:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Wang Fang", "Li Na")
-        await greet_new_adds(
-            session_factory=siyu.session_factory, client=h.client, lane=lane, now=siyu.clock.now()
-        )
-        ingest = await process_inbox(
-            session_factory=siyu.session_factory,
-            client=h.client,
-            now=siyu.clock.now(),
-            tz=siyu.settings.tz,
-            lane=lane,
-        )
+        await _greet(h, lane)
+        ingest = await _ingest(h, lane)
         await h.aclose()
         return ingest.processed, ingest.welcomes_sent
 
@@ -105,13 +98,7 @@ def test_an_add_the_lane_did_not_see_is_welcomed_by_the_ingest(siyu: Siyu) -> No
     async def scenario() -> int:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Zhou Min")
-        ingest = await process_inbox(
-            session_factory=siyu.session_factory,
-            client=h.client,
-            now=siyu.clock.now(),
-            tz=siyu.settings.tz,
-            lane=lane,
-        )
+        ingest = await _ingest(h, lane)
         await h.aclose()
         return ingest.welcomes_sent
 
@@ -125,17 +112,7 @@ def test_two_lanes_racing_for_the_same_adds_greet_each_customer_once(siyu: Siyu)
     async def scenario() -> tuple[int, int]:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Wang Fang", "Li Na", "Zhou Min")
-        first, second = await asyncio.gather(
-            *(
-                greet_new_adds(
-                    session_factory=siyu.session_factory,
-                    client=h.client,
-                    lane=WelcomeLane(),
-                    now=siyu.clock.now(),
-                )
-                for _ in range(2)
-            )
-        )
+        first, second = await asyncio.gather(*(_greet(h) for _ in range(2)))
         await h.aclose()
         return first.welcomes.sent, second.welcomes.sent
 
@@ -154,12 +131,7 @@ def test_the_lane_closes_an_add_seen_after_20_s_as_late_without_calling_wecom(
     async def scenario() -> int:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Wang Fang")
-        done = await greet_new_adds(
-            session_factory=siyu.session_factory,
-            client=h.client,
-            lane=WelcomeLane(),
-            now=siyu.clock.now(),
-        )
+        done = await _greet(h)
         await h.aclose()
         return done.welcomes.late
 
@@ -247,14 +219,9 @@ def test_a_lane_that_reaches_adds_older_than_2_s_is_behind_until_it_finds_nothin
     async def scenario() -> tuple[bool, bool]:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Wang Fang")
-        now = siyu.clock.now()
-        await greet_new_adds(
-            session_factory=siyu.session_factory, client=h.client, lane=lane, now=now
-        )
+        await _greet(h, lane)
         behind = lane.behind
-        await greet_new_adds(
-            session_factory=siyu.session_factory, client=h.client, lane=lane, now=now
-        )
+        await _greet(h, lane)
         await h.aclose()
         return behind, lane.behind
 
@@ -268,19 +235,9 @@ def test_the_ingest_waits_while_the_lane_is_behind(siyu: Siyu) -> None:
     async def scenario() -> tuple[list[str], int]:
         await _xiao_li_with_greeting_code(h)
         await _scan(h, "Wang Fang")
-        await greet_new_adds(
-            session_factory=siyu.session_factory, client=h.client, lane=lane, now=siyu.clock.now()
-        )
+        await _greet(h, lane)
         lane.behind = True  # as if a burst of older adds were still being greeted
-        ingest = asyncio.create_task(
-            process_inbox(
-                session_factory=siyu.session_factory,
-                client=h.client,
-                now=siyu.clock.now(),
-                tz=siyu.settings.tz,
-                lane=lane,
-            )
-        )
+        ingest = asyncio.create_task(_ingest(h, lane))
         await asyncio.sleep(0.3)
         while_behind = _inbox_statuses(siyu)
         lane.behind = False

@@ -14,31 +14,9 @@ from siyu.channels.wecom.models import WeComCorpTag, WeComFollow, WeComInbox, We
 from siyu.channels.wecom.processing import process_inbox
 from siyu.channels.wecom.sync import sync_corp_tags
 from siyu.channels.wecom.worker import run_wecom_pass
-from siyu.growth import service as growth
-from siyu.growth.models import CodeScope
 from siyu.journeys.worker import WORKER_HOOKS
 from siyu.tags.models import Tag
-from tests.factories.brand import guide_xiao_li, store_sh001
-from tests.integration.wecom.harness import Harness, harness
-
-
-def _xiao_li(siyu: Siyu) -> None:
-    with siyu.session_factory() as session:
-        guide_xiao_li(session, store=store_sh001(session))
-        session.commit()
-
-
-async def _greeting_code(h: Harness) -> None:
-    await growth.create_channel_code(
-        session_factory=h.siyu.session_factory,
-        gateway=h.client.add_contact_way,
-        name="Xiao Li card",
-        scope=CodeScope.GUIDE,
-        userids=["xiaoli"],
-        state="g-xiaoli",
-        welcome={"text": "Hi {name}"},
-        now=h.siyu.clock.now(),
-    )
+from tests.integration.wecom.harness import Harness, greeting_code, harness, xiao_li
 
 
 def test_the_worker_runs_the_wecom_pass_as_a_hook() -> None:
@@ -52,7 +30,7 @@ def test_without_a_corp_secret_the_hook_still_processes_the_inbox(
     monkeypatch.delenv("SIYU_WECOM_SECRET", raising=False)
     monkeypatch.delenv("SIYU_WECOM_CORP_ID", raising=False)
     h = harness(siyu)
-    _xiao_li(siyu)
+    xiao_li(siyu)
 
     async def push() -> None:
         fields = h.fake.simulate_add(
@@ -79,11 +57,11 @@ def test_a_welcome_more_than_20_s_after_the_add_is_not_sent_but_recorded_late(
 ) -> None:
     # given Wang Fang scanned Xiao Li's code 30 s before the worker sees the callback
     h = harness(siyu)
-    _xiao_li(siyu)
+    xiao_li(siyu)
     h.fake.now = lambda: siyu.clock.now().timestamp() - 30
 
     async def scenario() -> int:
-        await _greeting_code(h)
+        await greeting_code(h)
         await h.fake.push(
             h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name="Wang Fang"),
             http=h.siyu_http,
@@ -111,11 +89,11 @@ def test_a_welcome_more_than_20_s_after_the_add_is_not_sent_but_recorded_late(
 
 def test_a_welcome_within_20_s_is_sent(siyu: Siyu) -> None:
     h = harness(siyu)
-    _xiao_li(siyu)
+    xiao_li(siyu)
     h.fake.now = lambda: siyu.clock.now().timestamp() - 19
 
     async def scenario() -> int:
-        await _greeting_code(h)
+        await greeting_code(h)
         await h.fake.push(
             h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name="Wang Fang"),
             http=h.siyu_http,
@@ -139,7 +117,7 @@ def test_a_batch_of_adds_is_welcomed_once_each_even_when_an_add_cannot_be_ingest
 ) -> None:
     # given three customers scanned Xiao Li's card; ingesting the second one fails
     h = harness(siyu)
-    _xiao_li(siyu)
+    xiao_li(siyu)
     real_handle = processing._handle
 
     def failing_for_li_na(session: Any, fields: dict[str, str], remote: Any, *rest: Any) -> Any:
@@ -150,7 +128,7 @@ def test_a_batch_of_adds_is_welcomed_once_each_even_when_an_add_cannot_be_ingest
     monkeypatch.setattr(processing, "_handle", failing_for_li_na)
 
     async def scenario() -> tuple[int, int]:
-        await _greeting_code(h)
+        await greeting_code(h)
         for name in ("Wang Fang", "Li Na", "Zhou Min"):
             await h.fake.push(
                 h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name=name),
