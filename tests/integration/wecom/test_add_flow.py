@@ -17,7 +17,7 @@ from siyu.identity.service import find_member_by_identity
 from siyu.tags.models import Tag, TagGroup
 from siyu.tags.service import member_tags
 from tests.factories.brand import guide_xiao_li, store_sh001
-from tests.integration.wecom.harness import harness
+from tests.integration.wecom.harness import greeting_code, harness
 
 WANG_FANG_UNIONID = "o6_bmjrPTlm6_2sgVt7hMZOPfL2M"
 
@@ -121,16 +121,7 @@ def test_processing_the_inbox_twice_greets_once(siyu: Siyu) -> None:
 
     async def scenario() -> tuple[int, int]:
         _demo_tea(siyu, wecom_tag_id="et-none")
-        await growth.create_channel_code(
-            session_factory=siyu.session_factory,
-            gateway=h.client.add_contact_way,
-            name="Xiao Li card",
-            scope=CodeScope.GUIDE,
-            userids=["xiaoli"],
-            state="g-xiaoli",
-            welcome={"text": "Hi {name}"},
-            now=siyu.clock.now(),
-        )
+        await greeting_code(h)
         await h.fake.push(
             h.fake.simulate_add(userid="xiaoli", state="g-xiaoli", name="Wang Fang"),
             http=h.siyu_http,
