@@ -159,6 +159,9 @@ def inbox_worker(
     seconds: Annotated[
         float | None, typer.Option("--seconds", help="Stop after this long (default: run on).")
     ] = None,
+    drain: Annotated[
+        bool, typer.Option("--drain", help="Stop once the inbox is empty (catch-up runs, tests).")
+    ] = False,
 ) -> None:
     """For a busy corp: welcomes go out as soon as an add is in the inbox, whatever the ingest
     backlog (see `siyu.channels.wecom.welcome_lane`). Run `siyu worker` beside it for journeys and
@@ -182,6 +185,7 @@ def inbox_worker(
                 tz=siyu.settings.tz,
                 stop=stop,
                 window=timedelta(seconds=WeComSettings().welcome_window_seconds),
+                until_drained=drain,
             )
         finally:
             await wecom_client.aclose()

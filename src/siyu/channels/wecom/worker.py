@@ -21,10 +21,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.channels.wecom.client import WeComClient
 from siyu.channels.wecom.inbox import WeComSettings
+from siyu.channels.wecom.models import InboxStatus, WeComInbox
 from siyu.channels.wecom.processing import process_inbox
 from siyu.channels.wecom.sends import close_interrupted_pushes, poll_sends, push_queued_sends
 from siyu.channels.wecom.welcome import WELCOME_WINDOW, close_interrupted_welcomes
@@ -128,12 +130,20 @@ async def run_inbox_lanes(
     window: timedelta = WELCOME_WINDOW,
     idle: float = 0.02,
     sweep_every: timedelta = timedelta(minutes=1),
+    until_drained: bool = False,
 ) -> None:
-    """Welcome lane and inbox ingest side by side in one event loop until `stop` is set.
+    """Welcome lane and inbox ingest side by side in one event loop until `stop` is set (or,
+    with `until_drained`, until a lane pass and an ingest pass in a row both find nothing).
 
-    The ingest's database work is synchronous; it yields between rows, so the lane's WeCom
+    The ingest's database work runs on a thread (see `process_inbox`), so the lane's WeCom
     calls progress while a backlog is ingested. Idle loops sleep `idle` seconds."""
     lane = WelcomeLane()
+    empty = {"lane": False, "ingest": False}
+
+    def found(loop: str, anything: bool) -> None:
+        empty[loop] = not anything
+        if until_drained and all(empty.values()) and not _inbox_pending(session_factory):
+            stop.set()
 
     async def welcomes() -> None:
         swept = clock.now() - sweep_every
@@ -145,6 +155,7 @@ async def run_inbox_lanes(
             done = await greet_new_adds(
                 session_factory=session_factory, client=client, lane=lane, now=now, window=window
             )
+            found("lane", done.looked_at > 0)
             if done.looked_at == 0:
                 await asyncio.sleep(idle)
 
@@ -158,7 +169,14 @@ async def run_inbox_lanes(
                 welcome_window=window,
                 lane=lane,
             )
+            found("ingest", done.processed + done.failed > 0)
             if done.processed + done.failed == 0:
                 await asyncio.sleep(idle)
 
     await asyncio.gather(welcomes(), ingest())
+
+
+def _inbox_pending(session_factory: sessionmaker[Session]) -> bool:
+    with session_factory() as session:
+        pending = sa.select(WeComInbox.id).where(WeComInbox.status == InboxStatus.PENDING)
+        return session.scalar(pending.limit(1)) is not None
