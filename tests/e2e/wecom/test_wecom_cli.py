@@ -78,14 +78,17 @@ def test_inbox_worker_welcomes_and_ingests_adds_from_a_wecom_over_http(
         await h.aclose()
 
     asyncio.run(scan())
+    # The wiring is under test, not the 20 s deadline (tested in the lane's own tests): the
+    # fake WeCom's clock stops at the scans, so a slow start of the command (it once took
+    # > 20 s in a full CI run) cannot expire the WelcomeCodes.
+    frozen = h.fake.now()
+    h.fake.now = lambda: frozen
     _register_commands()
     with served(build_app(h.fake)) as wecom_url:
         monkeypatch.setenv("SIYU_WECOM_API_BASE", wecom_url)
         monkeypatch.setenv("SIYU_WECOM_CORP_ID", CORP_ID)
         monkeypatch.setenv("SIYU_WECOM_SECRET", SECRET)
-        # the wiring is under test, not the 20 s deadline (tested in the lane's own tests): a
-        # slow CI box must not turn the two greetings into "late" ones
-        monkeypatch.setenv("SIYU_WECOM_WELCOME_WINDOW_SECONDS", "600")
+        monkeypatch.setenv("SIYU_WECOM_WELCOME_WINDOW_SECONDS", "600")  # same reason
 
         # when the inbox worker runs until the inbox is empty
         result = CliRunner().invoke(
@@ -106,6 +109,7 @@ def test_inbox_worker_welcomes_and_ingests_adds_from_a_wecom_over_http(
     assert sorted(w["text"]["content"] for w in h.fake.welcomes_sent) == [
         "Hi Li Na", "Hi Wang Fang",
     ], seen  # fmt: skip
+    assert h.fake.calls["externalcontact/get"] == 2, seen  # the ingest reused the lane's
     with siyu.session_factory() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(WeComFollow)) == 2
     siyu.close()

@@ -91,7 +91,6 @@ async def greet_new_adds(
     if not arrived:
         lane.behind = False
         return done
-    lane.watermark = arrived[-1].id  # the ingest takes callbacks up to here
     adds = [(inbox_id, fields) for inbox_id, fields in arrived if is_add(fields)]
     lane.behind = any(now - added_at(fields) > BEHIND_AFTER for _, fields in adds)
     gate = asyncio.Semaphore(concurrency)
@@ -102,6 +101,9 @@ async def greet_new_adds(
     with session_factory() as session:
         welcomes = write_welcome_rows(session, [(f, c) for _, f, c in fetched])
         session.commit()
+    # Only now may the ingest take these callbacks: their customers are cached and their
+    # welcome rows are ours (moved earlier, the ingest fetched again and greeted them itself).
+    lane.watermark = arrived[-1].id
     done.welcomes = await send_welcomes(
         session_factory=session_factory,
         client=client,
