@@ -33,6 +33,35 @@ over 10 minutes on "nested and/or/not"):
     tea ≥2 in 90d              5,517     0.220       4.773   21.7×        0.750    3.4×
     spend >500 in 365d        85,195     0.110       6.278   57.2×        1.212   11.0×
 
+At the issue's scale, measured 2026-11-23 20:10-20:42 UTC (load average 1.4-1.9, nothing else
+running), `--members 10000000 --repeat 3 --pg-repeat 1 --pg-timeout 120 --snapshot-members
+6250000`; generated in 140 s, order_totals in 36.5 s (">" = PostgreSQL stopped at the timeout,
+so its ratio is a lower bound):
+
+    segment                  members  duckdb s  pg lines s   ratio  pg totals s   ratio
+    women                  5,999,643     0.075       0.181    2.4×        0.231    3.1×
+    age 25-35              2,509,411     0.041       0.100    2.4×        0.076    1.9×
+    tag                    4,000,658     0.385       0.388    1.0×        0.311    0.8×
+    tags and/not           1,799,934     0.472       3.118    6.6×        3.130    6.6×
+    tea ≥2 in 90d             55,073     1.439      84.405   58.7×        4.254    3.0×
+    spend >500 in 365d       849,500     0.978      84.074   85.9×        8.807    9.0×
+    nested and/or/not      2,566,997     1.443    >120.000   83.2×     >120.000   83.2×
+    silent + region        1,697,114     5.905    >120.000   20.3×     >120.000   20.3×
+    mature or growing men    326,590     5.899      91.718   15.5×     >120.000   20.3×
+    new in 2 stores          114,368     0.059       0.584    9.9×        0.645   10.9×
+
+    snapshot of 4,624,879 members: first refresh 2.56 s, second 2.12 s (125,021 entered,
+    499,816 exited); bitmap 0.79 MB (raw 8-byte ids 37.00 MB, 47× smaller)
+
+Every count agrees with PostgreSQL. NOT MET at 10M: six of ten previews are ≤ 1 s; "tea ≥2 in
+90d" and "nested" take 1.4 s (the first semi-joins 50M order lines on a string order id for
+its category test: a per-order category set in order_totals would remove that; the second
+sums a year of orders per member, ~8M rows), and the two lifecycle segments
+take 5.9 s (lifecycle is computed at the evaluation instant from all 25M orders; the way to
+≤ 1 s is a per-member order summary kept by the sync, as the profiles are). Ratios: ≥ 20× for
+the behaviour and lifecycle segments (the PostgreSQL side takes 84 s to > 120 s); attribute and
+tag segments that PostgreSQL answers from an index stay at 1-11×.
+
 200k members (all ten, before the one-query preview): slowest 0.207 s, median 0.050 s; ratio
 vs pg lines median 3.6×, vs pg totals median 1.7×. Every DuckDB preview stays far under 1 s;
 the ≥ 20× ratio holds only for behaviour segments over raw order lines — attribute and tag
