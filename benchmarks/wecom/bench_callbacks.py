@@ -26,6 +26,11 @@ a thread pausing while the lane is behind), PostgreSQL 15, WeCom's own rate limi
 - 100/s x 60 s: ack p50 7.2 ms, p99 20.7 ms; welcomes 6,000/6,000, p50 1.44 s, p99 4.02 s —
   both targets met at this rate. The ingest (OneID, follow, attribution, tags: ~26 statements
   per add, ~22 adds/s per worker on PostgreSQL) runs behind and drains after the burst.
+  After the lane's race fix (e15c1da: the watermark moves only once a pass's welcome rows are
+  written), three runs at 20:43-20:53 UTC, quiet box (load ~1): ack p99 27.5 / 20.1 / 18.9 ms;
+  welcomes 6,000/6,000 each time, p50 2.58 / 1.86 / 0.28 s, p99 7.15 / 4.66 / 2.26 s — the
+  welcome target held in two of three (the first ran straight after a 10M-row benchmark had
+  dropped its databases); ingest drained 0-1,602 adds short at 120 s after the burst.
 - baseline side by side, the same run with `--no-lane` (the pass loop: a batch's welcomes sent
   before its ingest): ack p99 19.9 ms; 494/6,000 welcomes in the window, p99 10.0 s — every
   batch waits for the previous one's ingest.
