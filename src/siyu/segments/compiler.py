@@ -176,8 +176,15 @@ def _leaf(condition: Condition, context: CompileContext) -> exp.Expr:
     if isinstance(condition, EventCondition):
         return _event(condition, context)
     if isinstance(condition, LifecycleCondition):
-        query, column = traits.lifecycle_query(as_of=context.as_of, timezone=context.timezone)
-        table = _trait_table("segment_lifecycle", query, context)
+        # Stages other than `registered` are all buyers': any test naming only those (in or
+        # not in) has the same members over the buyers alone, a much cheaper query.
+        stages = condition.value if isinstance(condition.value, list) else [condition.value]
+        buyers_only = traits.REGISTERED_STAGE not in stages
+        query, column = traits.lifecycle_query(
+            as_of=context.as_of, timezone=context.timezone, buyers_only=buyers_only
+        )
+        name = "segment_lifecycle_buyers" if buyers_only else "segment_lifecycle"
+        table = _trait_table(name, query, context)
         return _trait(table, column, condition.lifecycle, condition.value)
     if isinstance(condition, RfmCondition):
         query, column = traits.rfm_query(as_of=context.as_of)

@@ -14,12 +14,16 @@ from sqlglot import exp
 from siyu.analytics import lifecycle, rfm
 
 LIFECYCLE_STAGES: tuple[str, ...] = tuple(stage.value for stage in lifecycle.LifecycleStage)
+REGISTERED_STAGE = lifecycle.LifecycleStage.REGISTERED.value  # the one stage without orders
 RFM_CLASSES: tuple[str, ...] = tuple(cls.value for cls in rfm.RfmClass)
 
 
-def lifecycle_query(*, as_of: date, timezone: ZoneInfo) -> tuple[exp.Query, str]:
-    """The `(member_id, stage)` query as of a date, and the name of its class column."""
-    query = lifecycle.lifecycle_query(as_of=as_of, tz=timezone)
+def lifecycle_query(
+    *, as_of: date, timezone: ZoneInfo, buyers_only: bool = False
+) -> tuple[exp.Query, str]:
+    """The `(member_id, stage)` query as of a date, and the name of its class column
+    (`buyers_only`: without the `registered` members, see `lifecycle.lifecycle_sql`)."""
+    query = lifecycle.lifecycle_query(as_of=as_of, tz=timezone, buyers_only=buyers_only)
     assert isinstance(query, exp.Query)
     return query, "stage"
 

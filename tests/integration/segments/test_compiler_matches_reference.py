@@ -214,7 +214,9 @@ def _leaf() -> st.SearchStrategy[dict[str, Any]]:
         ),
         _events(),
         st.builds(
-            lambda v: {"lifecycle": "in", "value": v},
+            # with and without `registered`: the compiler reads the buyers alone when it is absent
+            lambda op, v: {"lifecycle": op, "value": v},
+            st.sampled_from(["in", "not_in"]),
             st.lists(
                 st.sampled_from(
                     ["registered", "introduced", "growing", "mature", "silent", "churned"]
