@@ -296,25 +296,17 @@ def median_seconds(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(timings), result
 
 
-def _pg_seconds(pg: psycopg.Connection[Any], query: str, repeat: int) -> tuple[float, int | None]:
-    """Median seconds and the count; (the timeout, None) when the session's statement_timeout
+def _pg_seconds(
+    pg: psycopg.Connection[Any], query: str, repeat: int, timeout: float
+) -> tuple[float, int | None]:
+    """Median seconds and the count; (`timeout`, None) when the session's statement_timeout
     (--pg-timeout) stopped the warm-up."""
     try:
         seconds, rows = median_seconds(lambda: pg.execute(query).fetchall(), repeat)
     except psycopg.errors.QueryCanceled:
         pg.rollback()
-        timeout = pg.execute("SHOW statement_timeout").fetchone()
-        assert timeout is not None
-        return _interval_seconds(str(timeout[0])), None
+        return timeout, None
     return seconds, int(rows[0][0])
-
-
-def _interval_seconds(setting: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
-    for unit in sorted(units, key=len, reverse=True):
-        if setting.endswith(unit):
-            return float(setting[: -len(unit)]) * units[unit]
-    return float(setting) / 1000
 
 
 def _preview(warehouse: Any, definition: dict[str, Any]) -> Any:
@@ -352,7 +344,7 @@ def bench_previews(
                 ("totals", sql.replace(ORDERS_PG, ORDERS_TOTALS_PG)),
             ):
                 counted = f"SELECT count(*) FROM ({text}) q"
-                pg_s[variant], count = _pg_seconds(pg, counted, args.pg_repeat)
+                pg_s[variant], count = _pg_seconds(pg, counted, args.pg_repeat, args.pg_timeout)
                 # A query stopped by --pg-timeout took longer: its ratio is a lower bound.
                 shown[variant] = f"{'>' if count is None else ''}{pg_s[variant]:.3f}"
                 agree = agree and count in (None, preview.count)
