@@ -18,7 +18,13 @@ from enum import StrEnum
 import sqlglot
 from sqlglot import exp
 
-from siyu.analytics.paid_orders import BUSINESS_TZ, end_of_day_utc_literal, paid_orders_sql
+from siyu.analytics.paid_orders import (
+    BUSINESS_TZ,
+    date_literal,
+    end_of_day_utc_literal,
+    paid_orders_sql,
+)
+from siyu.warehouse.order_totals import RECENT_PAID_DATES
 
 
 class LifecycleStage(StrEnum):
@@ -54,26 +60,23 @@ def lifecycle_sql(
     tz: tzinfo = BUSINESS_TZ,
     orders_table: str = "orders",
     buyers_only: bool = False,
+    from_member_stats: bool = False,
 ) -> str:
     """DuckDB SQL selecting `(member_id, stage)` as of the end of `as_of`.
 
     `buyers_only` leaves out the `registered` members (no paid order by then): the same stage
     for everyone else, without the pass over all members and the union with the buyers, which
-    is most of the work at 10M members. Segments that name no `registered` stage use it."""
+    is most of the work at 10M members. Segments that name no `registered` stage use it.
+
+    `from_member_stats` reads the per-member summary (`member_order_stats`) instead of grouping
+    the orders; only for a caller that checked it is current and covers `as_of`
+    (`MemberOrderStats.cover`). Ignored when `mature_orders` exceeds the dates it keeps."""
     t = thresholds or LifecycleThresholds()
     registered_before = end_of_day_utc_literal(as_of, tz)
-    known = (
-        "known AS (SELECT member_id FROM stats)"
-        if buyers_only
-        else f"""known AS (
-    SELECT member_id FROM members
-    WHERE registered_at IS NULL OR registered_at < {registered_before}
-    UNION
-    SELECT member_id FROM stats
-)"""
-    )
-    return f"""
-WITH paid AS ({paid_orders_sql(as_of=as_of, orders_table=orders_table)}),
+    if from_member_stats and t.mature_orders <= RECENT_PAID_DATES:
+        stats = _stats_from_summary(as_of, t)
+    else:
+        stats = f"""paid AS ({paid_orders_sql(as_of=as_of, orders_table=orders_table)}),
 stats AS (
     SELECT member_id,
            COUNT(*) AS orders_ever,
@@ -81,9 +84,22 @@ stats AS (
            SUM(CASE WHEN d < {int(t.mature_window_days)} THEN 1 ELSE 0 END) AS orders_window
     FROM paid
     GROUP BY member_id
-),
-{known}
-SELECT known.member_id AS member_id,
+)"""
+    # Buyers alone are exactly the `stats` rows: no pass over `members`, no join.
+    rows = (
+        "stats"
+        if buyers_only
+        else f"""(
+    SELECT member_id FROM members
+    WHERE registered_at IS NULL OR registered_at < {registered_before}
+    UNION
+    SELECT member_id FROM stats
+) AS known LEFT JOIN stats ON stats.member_id = known.member_id"""
+    )
+    member_id = "stats.member_id" if buyers_only else "known.member_id"
+    return f"""
+WITH {stats}
+SELECT {member_id} AS member_id,
        CASE
            WHEN COALESCE(stats.orders_ever, 0) = 0 THEN 'registered'
            WHEN stats.d_last >= {int(t.churn_days)} THEN 'churned'
@@ -92,8 +108,26 @@ SELECT known.member_id AS member_id,
            WHEN stats.orders_window >= {int(t.mature_orders)} THEN 'mature'
            ELSE 'growing'
        END AS stage
-FROM known LEFT JOIN stats ON stats.member_id = known.member_id
+FROM {rows}
 """
+
+
+def _stats_from_summary(as_of: date, t: LifecycleThresholds) -> str:
+    """The `stats` CTE from `member_order_stats`: `orders_window` is only ever compared with
+    `mature_orders`, so it is that number when the member's `mature_orders`-th newest paid
+    order lies inside the window, else 0 (fewer orders leave the element missing)."""
+    as_of_sql = date_literal(as_of)
+    nth = int(t.mature_orders)
+    return f"""stats AS (
+    SELECT member_id,
+           orders_ever,
+           DATE_DIFF('day', last_paid_date, {as_of_sql}) AS d_last,
+           CASE WHEN ARRAY_LENGTH(recent_paid_dates) >= {nth}
+                 AND DATE_DIFF('day', recent_paid_dates[{nth}], {as_of_sql})
+                     < {int(t.mature_window_days)}
+                THEN {nth} ELSE 0 END AS orders_window
+    FROM member_order_stats
+)"""
 
 
 def lifecycle_query(
@@ -102,9 +136,14 @@ def lifecycle_query(
     thresholds: LifecycleThresholds | None = None,
     tz: tzinfo = BUSINESS_TZ,
     buyers_only: bool = False,
+    from_member_stats: bool = False,
 ) -> exp.Expr:
     """The same query as a SQLGlot expression (embed it, or `.sql(dialect="clickhouse")`)."""
-    return sqlglot.parse_one(
-        lifecycle_sql(as_of=as_of, thresholds=thresholds, tz=tz, buyers_only=buyers_only),
-        read="duckdb",
+    sql = lifecycle_sql(
+        as_of=as_of,
+        thresholds=thresholds,
+        tz=tz,
+        buyers_only=buyers_only,
+        from_member_stats=from_member_stats,
     )
+    return sqlglot.parse_one(sql, read="duckdb")

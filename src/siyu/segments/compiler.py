@@ -27,8 +27,10 @@ each behaviour condition is one GROUP BY … HAVING over the order (or event) ta
 uncorrelated semi-join (`member_id IN (…)`, a hash join). Order conditions and the embedded
 lifecycle/RFM queries read `orders_table`: the materialised `order_totals` when the caller
 knows it is current (`warehouse/order_totals.py`), else the `orders` view, which re-groups
-every order line per condition. A trait used by several conditions is computed once per
-evaluation, as a CTE.
+every order line per condition. Category tests (eq, in, exists and their negations) read the
+order's `categories` set instead of semi-joining order lines; lifecycle conditions read the
+per-member summary `member_order_stats` when the caller says it is current and covers the
+evaluation date. A trait used by several conditions is computed once per evaluation, as a CTE.
 """
 
 from __future__ import annotations
@@ -65,9 +67,12 @@ from siyu.segments.dsl import (
     TagCondition,
 )
 from siyu.segments.errors import SegmentCycleError, SegmentError, SegmentErrorCode
+from siyu.warehouse.order_totals import MemberOrderStats
 
 Resolver = Callable[[str], Condition]
 DIALECTS = ("duckdb", "clickhouse")
+# Category tests answered from the order's `categories` set (the others read order lines).
+CATEGORY_SET_OPS = (Op.EQ, Op.IN, Op.EXISTS)
 MEMBER_COLUMNS = ("gender", "birthday", "registered_at", "store_code", "channel")
 # Attributes that live in a dimension joined by key: attr -> (table, key, column, member key).
 DIMENSION_ATTRS = {
@@ -91,6 +96,7 @@ class CompileContext:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     resolve: Resolver | None = None
     orders_table: str = "orders"
+    member_stats: MemberOrderStats | None = None
     _stack: list[str] = field(default_factory=list)
     traits: dict[str, exp.Query] = field(default_factory=dict)
 
@@ -104,6 +110,13 @@ class CompileContext:
     def since(self, days: int) -> datetime:
         return self.now - timedelta(days=days)
 
+    @property
+    def reads_member_stats(self) -> bool:
+        """Whether lifecycle conditions read the member summary (current, and covering the
+        evaluation date) instead of grouping the orders."""
+        stats = self.member_stats
+        return self.orders_table == "order_totals" and stats is not None and stats.cover(self.as_of)
+
 
 def compile_segment(
     condition: Condition,
@@ -112,10 +125,12 @@ def compile_segment(
     timezone: ZoneInfo | None = None,
     resolve: Resolver | None = None,
     orders_table: str = "orders",
+    member_stats: MemberOrderStats | None = None,
     columns: Sequence[str] = ("member_id",),
 ) -> exp.Select:
     """The query selecting the member ids (or other `members` columns) of a segment at an
-    instant. `orders_table` is `order_totals` when the caller checked it is current."""
+    instant. `orders_table` is `order_totals` when the caller checked it is current, and
+    `member_stats` what `order_totals.member_order_stats` said about the member summary."""
     if orders_table not in ("orders", "order_totals"):
         raise SegmentError(f"unknown orders table {orders_table!r}")
     context = CompileContext(
@@ -123,6 +138,7 @@ def compile_segment(
         timezone=timezone or ZoneInfo("Asia/Shanghai"),
         resolve=resolve,
         orders_table=orders_table,
+        member_stats=member_stats,
     )
     predicate = _predicate(condition, context)
     selected = [_m(column) for column in columns]
@@ -181,7 +197,10 @@ def _leaf(condition: Condition, context: CompileContext) -> exp.Expr:
         stages = condition.value if isinstance(condition.value, list) else [condition.value]
         buyers_only = traits.REGISTERED_STAGE not in stages
         query, column = traits.lifecycle_query(
-            as_of=context.as_of, timezone=context.timezone, buyers_only=buyers_only
+            as_of=context.as_of,
+            timezone=context.timezone,
+            buyers_only=buyers_only,
+            from_member_stats=context.reads_member_stats,
         )
         name = "segment_lifecycle_buyers" if buyers_only else "segment_lifecycle"
         table = _trait_table(name, query, context)
@@ -401,11 +420,24 @@ def _order_filter(prop_filter: PropFilter, lines_since: exp.Expr | None = None) 
     negative = {Op.NE: Op.EQ, Op.NOT_IN: Op.IN, Op.NOT_EXISTS: Op.EXISTS}
     op = negative.get(prop_filter.op, prop_filter.op)
     value = _as_text(prop_filter.value) if not prop_filter.numeric else prop_filter.value
-    matching = exp.select("order_id").from_("order_lines")
-    test = _compare(exp.column(prop_filter.prop), op, value, literal=_lit)
-    matching = matching.where(test if lines_since is None else exp.and_(test, lines_since))
-    found = exp.column("order_id", "x").isin(query=matching)
+    if prop_filter.prop == "category" and op in CATEGORY_SET_OPS and not prop_filter.numeric:
+        found = _has_category(op, value)
+    else:
+        matching = exp.select("order_id").from_("order_lines")
+        test = _compare(exp.column(prop_filter.prop), op, value, literal=_lit)
+        matching = matching.where(test if lines_since is None else exp.and_(test, lines_since))
+        found = exp.column("order_id", "x").isin(query=matching)
     return exp.not_(found) if prop_filter.op in negative else found
+
+
+def _has_category(op: Op, value: Any) -> exp.Expr:
+    """The positive category test on the order's own `categories` set: no pass over lines."""
+    categories = exp.column("categories", "x")
+    if op == Op.EXISTS:
+        return exp.ArraySize(this=categories) > exp.Literal.number(0)
+    wanted = value if isinstance(value, list) else [value]
+    tests = [exp.ArrayContains(this=categories, expression=_lit(item)) for item in wanted]
+    return exp.paren(exp.or_(*tests)) if tests else exp.false()
 
 
 # --- traits, coupons --------------------------------------------------------------------------

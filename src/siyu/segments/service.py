@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,7 +48,7 @@ from siyu.segments.schemas import (
     Schedule,
     SegmentRead,
 )
-from siyu.warehouse.order_totals import order_totals_current
+from siyu.warehouse.order_totals import MemberOrderStats, member_order_stats
 
 SAMPLE_SIZE = 10
 SAMPLE_COLUMNS = ("member_id", "name", "gender", "store_code")
@@ -109,7 +110,7 @@ def preview_segment(
 ) -> Preview:
     """The count and a masked sample of the first members, as the builder shows while editing."""
     started = time.perf_counter()
-    orders = orders_table(warehouse)
+    orders = order_sources(warehouse)
     if warehouse.dialect == "duckdb":
         query = _compile(definition, orders, now=now, session=session, timezone=timezone)
         rows = warehouse.query(render(_count_and_sample(query, sample_size), "duckdb"))
@@ -184,30 +185,40 @@ def export_segment(
     return int(table.num_rows)
 
 
-def orders_table(warehouse: Warehouse) -> str:
-    """`order_totals` while the sync keeps it current, else the `orders` view."""
-    return "order_totals" if order_totals_current(warehouse) else "orders"
+@dataclass(frozen=True)
+class OrderSources:
+    """Where a compiled segment reads orders: `order_totals` while the sync keeps it current
+    (with the member summary beside it), else the `orders` view."""
+
+    orders_table: str
+    member_stats: MemberOrderStats | None
+
+
+def order_sources(warehouse: Warehouse) -> OrderSources:
+    stats = member_order_stats(warehouse)
+    return OrderSources("order_totals" if stats is not None else "orders", stats)
 
 
 def _compile(
     definition: Definition,
-    orders: Warehouse | str,
+    orders: Warehouse | OrderSources,
     *,
     now: datetime,
     session: Session | None,
     timezone: ZoneInfo,
     columns: Sequence[str] = ("member_id",),
 ) -> exp.Select:
-    """Compile for a warehouse (or an already chosen orders table)."""
+    """Compile for a warehouse (or its already looked-up order sources)."""
     condition = parse_definition(definition) if isinstance(definition, dict) else definition
     resolve = segment_resolver(session) if session is not None else None
-    table = orders if isinstance(orders, str) else orders_table(orders)
+    sources = orders if isinstance(orders, OrderSources) else order_sources(orders)
     return compile_segment(
         condition,
         now=now,
         timezone=timezone,
         resolve=resolve,
-        orders_table=table,
+        orders_table=sources.orders_table,
+        member_stats=sources.member_stats,
         columns=columns,
     )
 

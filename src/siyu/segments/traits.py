@@ -19,11 +19,14 @@ RFM_CLASSES: tuple[str, ...] = tuple(cls.value for cls in rfm.RfmClass)
 
 
 def lifecycle_query(
-    *, as_of: date, timezone: ZoneInfo, buyers_only: bool = False
+    *, as_of: date, timezone: ZoneInfo, buyers_only: bool = False, from_member_stats: bool = False
 ) -> tuple[exp.Query, str]:
     """The `(member_id, stage)` query as of a date, and the name of its class column
-    (`buyers_only`: without the `registered` members, see `lifecycle.lifecycle_sql`)."""
-    query = lifecycle.lifecycle_query(as_of=as_of, tz=timezone, buyers_only=buyers_only)
+    (`buyers_only`: without the `registered` members; `from_member_stats`: read the member
+    summary; see `lifecycle.lifecycle_sql`)."""
+    query = lifecycle.lifecycle_query(
+        as_of=as_of, tz=timezone, buyers_only=buyers_only, from_member_stats=from_member_stats
+    )
     assert isinstance(query, exp.Query)
     return query, "stage"
 

@@ -33,10 +33,10 @@ from siyu.audit.service import record
 from siyu.clock import Clock
 from siyu.db import transaction
 from siyu.identity.models import Member
-from siyu.segments.compiler import compile_segment, render
+from siyu.segments.compiler import compile_segment
 from siyu.segments.dsl import Condition, parse_definition, references
 from siyu.segments.errors import SegmentError
-from siyu.segments.service import segment_resolver
+from siyu.segments.service import evaluate_member_ids, segment_resolver
 from siyu.tags.errors import TagError, TagErrorCode
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.tags.schemas import (
@@ -375,9 +375,13 @@ def _evaluate(
     warehouse: DuckDBWarehouse, tag: Tag, *, now: datetime, tz: tzinfo, session: Session
 ) -> set[int]:
     condition = check_rule(dict(tag.rule or {}), now=now, session=session)
-    resolve = segment_resolver(session)
-    query = compile_segment(condition, now=now, timezone=tz, resolve=resolve)  # type: ignore[arg-type]
-    return {int(row[0]) for row in warehouse.query(render(query, "duckdb"))}
+    return evaluate_member_ids(
+        warehouse=warehouse,
+        definition=condition,
+        now=now,
+        session=session,
+        timezone=tz,  # type: ignore[arg-type]
+    )
 
 
 def _apply_rule(

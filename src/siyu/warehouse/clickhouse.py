@@ -32,7 +32,7 @@ import sqlglot
 from sqlglot import exp
 
 from siyu.warehouse.duckdb import DuckDBWarehouse
-from siyu.warehouse.schema import WAREHOUSE_TABLES
+from siyu.warehouse.schema import DERIVED_TABLES, WAREHOUSE_TABLES, column_names
 
 ORDERS_VIEW_CLICKHOUSE = """
 CREATE OR REPLACE VIEW orders AS
@@ -44,7 +44,8 @@ SELECT
     sum(amount) AS amount,
     max(status = 'refunded') = 1 AS refunded,
     any(store_code) AS store_code,
-    any(channel) AS channel
+    any(channel) AS channel,
+    arraySort(groupUniqArray(category)) AS categories
 FROM order_lines
 GROUP BY order_id
 """
@@ -158,6 +159,14 @@ class ClickHouseWarehouse:
         return cls(_ChdbBackend(path, name))
 
     def ensure_schema(self) -> None:
+        for table in DERIVED_TABLES:
+            existing = self._backend.execute(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() "
+                f"AND table = '{_checked(table)}' ORDER BY position"
+            )
+            if existing and [row[0] for row in existing] != column_names(table):
+                # An older shape: the next export replaces it whole anyway.
+                self._backend.execute(f"DROP TABLE {table}")
         for table, columns in WAREHOUSE_TABLES.items():
             self._backend.execute(clickhouse_table_ddl(table, columns))
         self._backend.execute(ORDERS_VIEW_CLICKHOUSE)
@@ -196,7 +205,7 @@ def export_to_clickhouse(
     copied: dict[str, int] = {}
     tables = [t for t in WAREHOUSE_TABLES if t != "sync_state"] + ["sync_state"]
     for table in tables:
-        columns = _column_names(table)
+        columns = column_names(table)
         path = scratch / f"{table}.parquet"
         select = f"SELECT {', '.join(columns)} FROM {table}"
         source.connection.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
@@ -206,12 +215,6 @@ def export_to_clickhouse(
             target.load_parquet(table, columns, path)
         path.unlink()
     return copied
-
-
-def _column_names(table: str) -> list[str]:
-    parsed = sqlglot.parse_one(f"CREATE TABLE {table} ({WAREHOUSE_TABLES[table]})", read="duckdb")
-    assert isinstance(parsed.this, exp.Schema)
-    return [item.name for item in parsed.this.expressions if isinstance(item, exp.ColumnDef)]
 
 
 def clickhouse_table_ddl(table: str, columns: str) -> str:
@@ -239,6 +242,11 @@ def clickhouse_table_ddl(table: str, columns: str) -> str:
 def _column_type(column: exp.ColumnDef, *, nullable: bool) -> str:
     kind = column.args["kind"]
     assert isinstance(kind, exp.DataType)
+    if kind.is_type("array"):
+        # ClickHouse arrays cannot be Nullable; their elements are never NULL here.
+        (element,) = kind.expressions
+        inner = exp.ColumnDef(this=column.this, kind=element)
+        return f"Array({_column_type(inner, nullable=False)})"
     if kind.is_type("timestamp", "timestampntz", "datetime"):
         rendered = "DateTime64(6)"
     elif kind.is_type("date"):

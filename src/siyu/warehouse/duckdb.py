@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from siyu.warehouse.schema import ORDERS_VIEW, WAREHOUSE_TABLES
+from siyu.warehouse.schema import DERIVED_TABLES, ORDERS_VIEW, WAREHOUSE_TABLES, column_names
 
 
 class WarehouseBusyError(RuntimeError):
@@ -52,6 +52,16 @@ class DuckDBWarehouse:
 
     def ensure_schema(self) -> None:
         connection = self.connection
+        for table in DERIVED_TABLES:
+            existing = connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND table_schema = current_schema() ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+            if existing and [row[0] for row in existing] != column_names(table):
+                # An older shape: drop it and fail the guard, so the next sync rebuilds it.
+                connection.execute(f"DROP TABLE {table}")
+                connection.execute("DELETE FROM sync_state WHERE name = 'order_totals'")
         for table, columns in WAREHOUSE_TABLES.items():
             connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         connection.execute(ORDERS_VIEW)

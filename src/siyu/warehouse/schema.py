@@ -7,6 +7,9 @@ reports never convert time zones in SQL.
 
 from __future__ import annotations
 
+import sqlglot
+from sqlglot import exp
+
 WAREHOUSE_TABLES: dict[str, str] = {
     # One row per member that has not been merged away.
     "members": """
@@ -43,7 +46,16 @@ WAREHOUSE_TABLES: dict[str, str] = {
         amount DECIMAL(18, 2) NOT NULL,
         refunded BOOLEAN NOT NULL,
         store_code VARCHAR,
-        channel VARCHAR
+        channel VARCHAR,
+        categories VARCHAR[] NOT NULL
+    """,
+    # Per member, their paid non-refunded orders in `order_totals` summarised (kept with it):
+    # lifecycle segments read it instead of grouping every order (warehouse/order_totals.py).
+    "member_order_stats": """
+        member_id BIGINT PRIMARY KEY,
+        orders_ever INTEGER NOT NULL,
+        last_paid_date DATE NOT NULL,
+        recent_paid_dates DATE[] NOT NULL
     """,
     # Behavioural events; properties as JSON text.
     "events": """
@@ -93,7 +105,20 @@ WAREHOUSE_TABLES: dict[str, str] = {
     """,
 }
 
-# Order-level view (DESIGN §4.4/§4.5): one row per order; refunded if any line is refunded.
+
+def column_names(table: str) -> list[str]:
+    """The columns of a warehouse table, in schema order."""
+    parsed = sqlglot.parse_one(f"CREATE TABLE {table} ({WAREHOUSE_TABLES[table]})", read="duckdb")
+    assert isinstance(parsed.this, exp.Schema)
+    return [item.name for item in parsed.this.expressions if isinstance(item, exp.ColumnDef)]
+
+
+# Tables computed from the others and rebuilt whole when their columns change: an older
+# warehouse file gets the new shape on open, and the next sync refills them.
+DERIVED_TABLES = ("order_totals", "member_order_stats")
+
+# Order-level view (DESIGN §4.4/§4.5): one row per order; refunded if any line is refunded;
+# `categories` is the set of its lines' categories (NULLs left out).
 ORDERS_VIEW = """
 CREATE OR REPLACE VIEW orders AS
 SELECT
@@ -104,7 +129,8 @@ SELECT
     sum(amount) AS amount,
     bool_or(status = 'refunded') AS refunded,
     any_value(store_code) AS store_code,
-    any_value(channel) AS channel
+    any_value(channel) AS channel,
+    list_sort(list_distinct(list(category))) AS categories
 FROM order_lines
 GROUP BY order_id
 """

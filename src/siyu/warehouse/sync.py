@@ -42,7 +42,12 @@ from siyu.staff.warehouse_owners import sync_member_owners
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
-from siyu.warehouse.order_totals import count_lines, ensure_order_totals, retotal_orders
+from siyu.warehouse.order_totals import (
+    count_lines,
+    ensure_order_totals,
+    restat_members,
+    retotal_orders,
+)
 
 MEMBER_OVERLAP = timedelta(days=1)
 IN_CHUNK = 5_000  # ids per IN (...) list: below SQLite's bound-parameter limit
@@ -305,6 +310,7 @@ class _Run:
                         )
                 finally:
                     connection.unregister("_merge_map")
+                restat_members(connection, [*mapping, *survivors])
                 self._note_changes(connection, survivors)
                 self._set_watermark(connection, "member_merges", merges[-1].id)
             self.result.merges += len(merges)

@@ -21,7 +21,11 @@ from siyu.segments.dsl import Condition, parse_definition
 from siyu.segments.reference import Dataset, evaluate
 from siyu.warehouse.clickhouse import ClickHouseWarehouse
 from siyu.warehouse.duckdb import DuckDBWarehouse
-from siyu.warehouse.order_totals import rebuild_order_totals
+from siyu.warehouse.order_totals import (
+    MemberOrderStats,
+    member_order_stats,
+    rebuild_order_totals,
+)
 from siyu.warehouse.schema import WAREHOUSE_TABLES
 from tests.factories.segments import Warehouse, load
 
@@ -389,12 +393,18 @@ def chdb_warehouse() -> Iterator[ClickHouseWarehouse]:
     warehouse.close()
 
 
-def _reload(warehouse: Warehouse, data: Dataset, orders_table: str) -> None:
+def _reload(warehouse: Warehouse, data: Dataset, orders_table: str) -> MemberOrderStats | None:
+    """Load the dataset; with `order_totals`, also the totals and the member summary (which
+    lifecycle conditions then read)."""
     for table in WAREHOUSE_TABLES:
         warehouse.query(f"TRUNCATE TABLE {table}")
     load(warehouse, data)
-    if orders_table == "order_totals":
-        rebuild_order_totals(warehouse)
+    if orders_table != "order_totals":
+        return None
+    rebuild_order_totals(warehouse)
+    stats = member_order_stats(warehouse)
+    assert stats is not None and stats.cover(NOW.date())
+    return stats
 
 
 # Both sources of order totals: the materialised table (the sync keeps it) and the view.
@@ -421,10 +431,12 @@ def test_compiled_sql_on_duckdb_equals_the_reference(
     orders_table: str,
 ) -> None:
     # Given a dataset in DuckDB and a segment definition
-    _reload(duckdb_warehouse, data, orders_table)
+    stats = _reload(duckdb_warehouse, data, orders_table)
     condition = parse_definition(definition)
     # When the compiled query runs
-    query = compile_segment(condition, now=NOW, resolve=_resolve, orders_table=orders_table)
+    query = compile_segment(
+        condition, now=NOW, resolve=_resolve, orders_table=orders_table, member_stats=stats
+    )
     found = _members(duckdb_warehouse, render(query, "duckdb"))
     # Then it returns exactly the reference's members, each once
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
@@ -438,8 +450,10 @@ def test_compiled_sql_on_chdb_equals_the_reference(
     definition: dict[str, Any],
     orders_table: str,
 ) -> None:
-    _reload(chdb_warehouse, data, orders_table)
+    stats = _reload(chdb_warehouse, data, orders_table)
     condition = parse_definition(definition)
-    query = compile_segment(condition, now=NOW, resolve=_resolve, orders_table=orders_table)
+    query = compile_segment(
+        condition, now=NOW, resolve=_resolve, orders_table=orders_table, member_stats=stats
+    )
     found = _members(chdb_warehouse, render(query, "clickhouse"))
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
