@@ -117,10 +117,12 @@ def column_names(table: str) -> list[str]:
 # warehouse file gets the new shape on open, and the next sync refills them.
 DERIVED_TABLES = ("order_totals", "member_order_stats")
 
-# Order-level view (DESIGN §4.4/§4.5): one row per order; refunded if any line is refunded;
-# `categories` is the set of its lines' categories (NULLs left out).
-ORDERS_VIEW = """
-CREATE OR REPLACE VIEW orders AS
+
+# Order-level rows (DESIGN §4.4/§4.5): one per order; refunded if any line is refunded;
+# `categories` is the set of its lines' categories (NULLs left out). `where` filters lines
+# before they are grouped (re-totalling a batch's orders must not group every line).
+def orders_select(where: str = "TRUE") -> str:
+    return f"""
 SELECT
     order_id,
     any_value(member_id) AS member_id,
@@ -132,5 +134,9 @@ SELECT
     any_value(channel) AS channel,
     list_sort(list_distinct(list(category))) AS categories
 FROM order_lines
+WHERE {where}
 GROUP BY order_id
 """
+
+
+ORDERS_VIEW = f"CREATE OR REPLACE VIEW orders AS {orders_select()}"
