@@ -55,16 +55,48 @@ so its ratio is a lower bound):
 
 Since lifecycle conditions that name no `registered` stage read the buyers alone (DuckDB only,
 10M, medians of 3, same counts): silent + region 6.60 → 4.50 s, mature or growing men
-4.90 → 4.26 s.
+4.90 → 4.26 s. The figures above were NOT MET at 10M: six of ten previews ≤ 1 s.
 
-Every count agrees with PostgreSQL. NOT MET at 10M: six of ten previews are ≤ 1 s; "tea ≥2 in
-90d" and "nested" take 1.4 s (the first semi-joins 50M order lines on a string order id for
-its category test: a per-order category set in order_totals would remove that; the second
-sums a year of orders per member, ~8M rows), and the two lifecycle segments
-take 5.9 s (lifecycle is computed at the evaluation instant from all 25M orders; the way to
-≤ 1 s is a per-member order summary kept by the sync, as the profiles are). Ratios: ≥ 20× for
-the behaviour and lifecycle segments (the PostgreSQL side takes 84 s to > 120 s); attribute and
-tag segments that PostgreSQL answers from an index stay at 1-11×.
+Session 7 (ae18f47): order_totals carries each order's `categories` set, so the category test
+no longer semi-joins 50M order lines, and lifecycle conditions read `member_order_stats` (per
+member: paid orders, last paid date, 16 newest paid dates, kept by the sync with order_totals)
+instead of grouping all 25M orders. order_totals + member_order_stats now take 68-73 s to build
+from scratch (36.5 s before: the categories lists ~17 s, the summary ~18 s); the sync keeps
+both per batch, 0.65 s per 50k-line batch at this size (acc27c2; 15-18 s before it, when the
+batch's orders were re-totalled through the view). Two runs at 10M, every count the same as
+before and as PostgreSQL's (ratios are of run 2):
+
+    segment                 members  (1) duck s  (2) duck s  pg lines s  ratio  pg totals s  ratio
+    women                 5,999,643       0.055       0.083       0.239   2.9×        0.245   2.9×
+    age 25-35             2,509,411       0.034       0.049       0.133   2.7×        0.114   2.3×
+    tag                   4,000,658       0.292       0.468       0.460   1.0×        0.416   0.9×
+    tags and/not          1,799,934       0.435       0.622       3.956   6.4×        4.151   6.7×
+    tea ≥2 in 90d            55,073       0.241       0.467     100.144 214.4×        7.616  16.3×
+    spend >500 in 365d      849,500       0.890       1.544      94.516  61.2×       11.476   7.4×
+    nested and/or/not     2,566,997       1.323       2.060    >120.000  58.3×     >120.000  58.3×
+    silent + region       1,697,114       0.610       0.695    >120.000 172.7×     >120.000 172.7×
+    mature or growing men   326,590       0.271       0.344     116.677 339.3×     >120.000 348.9×
+    new in 2 stores         114,368       0.038       0.064       1.381  21.7×        1.544  24.3×
+
+    (1) `--pg-repeat 0`, 22:04-22:09 UTC, load average 1.2-1.5, nothing else running
+        (before: tea 1.439 s, silent + region 4.50 s, mature or growing men 4.26 s).
+    (2) `--pg-repeat 1 --pg-timeout 120`, 22:17-22:52 UTC: PostgreSQL (10M rows loaded, its
+        parallel workers) on the same two cores between our timings; our medians were 1.3-1.7×
+        slower than in (1). Ratio geometric means: 23.4× vs pg lines, 14.5× vs pg totals.
+    Snapshot in (2): 4,624,879 members, first refresh 3.15 s, second 2.49 s (125,021 entered,
+    499,816 exited); bitmap 0.79 MB (raw ids 37.00 MB, 47× smaller).
+
+STILL NOT MET at 10M. Latency: nine of ten previews ≤ 1 s on a quiet box (eight of ten beside
+PostgreSQL): "nested and/or/not" takes 1.3-2.1 s and "spend >500 in 365d" 0.9-1.5 s. Both
+group ~8.2M orders of the last 365 days into ~5.1M members (EXPLAIN ANALYZE of nested, with
+the setting below: group-by 480 ms, two mark joins for the OR of two IN-subqueries 430 +
+690 ms, order scan 230 ms). Tried and not kept: `SET perfect_ht_threshold = 24` (DuckDB's
+array-indexed group-by for member ids below 2^24) cut the group-by alone from 0.8 to 0.3 s, but allocates the 16M-slot
+array for every grouped query, and the small-window category segment went from 0.24 to 0.61 s.
+Ratio: ≥ 20× against PostgreSQL over order lines for the six behaviour, lifecycle and
+registration segments (21.7× to > 339×); against PostgreSQL's own materialised totals "tea" is
+16.3× and "spend" 7.4×; attribute and tag segments that PostgreSQL answers from an index stay
+at 1-7× (for 20×, women would need ≤ 12 ms and age ≤ 6 ms end to end).
 
 200k members (all ten, before the one-query preview): slowest 0.207 s, median 0.050 s; ratio
 vs pg lines median 3.6×, vs pg totals median 1.7×. Every DuckDB preview stays far under 1 s;
