@@ -91,8 +91,9 @@ PostgreSQL): "nested and/or/not" takes 1.3-2.1 s and "spend >500 in 365d" 0.9-1.
 group ~8.2M orders of the last 365 days into ~5.1M members (EXPLAIN ANALYZE of nested, with
 the setting below: group-by 480 ms, two mark joins for the OR of two IN-subqueries 430 +
 690 ms, order scan 230 ms). Tried and not kept: `SET perfect_ht_threshold = 24` (DuckDB's
-array-indexed group-by for member ids below 2^24) cut the group-by alone from 0.8 to 0.3 s, but allocates the 16M-slot
-array for every grouped query, and the small-window category segment went from 0.24 to 0.61 s.
+array-indexed group-by for member ids below 2^24) cut the group-by alone from 0.8 to 0.3 s,
+but allocates the 16M-slot array for every grouped query, and the small-window category
+segment went from 0.24 to 0.61 s.
 Ratio: ≥ 20× against PostgreSQL over order lines for the six behaviour, lifecycle and
 registration segments (21.7× to > 339×); against PostgreSQL's own materialised totals "tea" is
 16.3× and "spend" 7.4×; attribute and tag segments that PostgreSQL answers from an index stay
