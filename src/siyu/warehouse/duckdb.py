@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from siyu.warehouse.order_totals import GUARD
 from siyu.warehouse.schema import DERIVED_TABLES, ORDERS_VIEW, WAREHOUSE_TABLES, column_names
 
 
@@ -61,7 +62,7 @@ class DuckDBWarehouse:
             if existing and [row[0] for row in existing] != column_names(table):
                 # An older shape: drop it and fail the guard, so the next sync rebuilds it.
                 connection.execute(f"DROP TABLE {table}")
-                connection.execute("DELETE FROM sync_state WHERE name = 'order_totals'")
+                connection.execute("DELETE FROM sync_state WHERE name = ?", [GUARD])
         for table, columns in WAREHOUSE_TABLES.items():
             connection.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
         connection.execute(ORDERS_VIEW)

@@ -74,22 +74,28 @@ class Warehouse(Protocol):
     def query(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]: ...
 
 
-def order_totals_current(warehouse: Warehouse) -> bool:
-    """Whether `order_totals` covers exactly the order lines in the warehouse now."""
-    rows = warehouse.query(
-        "SELECT (SELECT count(*) FROM order_lines), "
-        f"(SELECT max(watermark) FROM sync_state WHERE name = '{GUARD}')"
-    )
-    lines, covered = rows[0]
+_GUARD_SQL = (
+    "SELECT (SELECT count(*) FROM order_lines), "
+    f"(SELECT max(watermark) FROM sync_state WHERE name = '{GUARD}')"
+)
+
+
+def _covers(lines: Any, covered: Any) -> bool:
     return covered is not None and int(lines) == int(covered)
 
 
+def order_totals_current(warehouse: Warehouse) -> bool:
+    """Whether `order_totals` covers exactly the order lines in the warehouse now."""
+    return _covers(*warehouse.query(_GUARD_SQL)[0])
+
+
 def member_order_stats(warehouse: Warehouse) -> MemberOrderStats | None:
-    """The member summary when it is current (see the module docstring), else None."""
-    if not order_totals_current(warehouse):
-        return None
-    latest = warehouse.query(f"SELECT max(last_paid_date) FROM {STATS}")[0][0]
-    return MemberOrderStats(latest_paid_date=latest)
+    """The member summary when it is current (see the module docstring), else None; the guard
+    and the newest paid date in one round trip (every segment preview asks)."""
+    lines, covered, latest = warehouse.query(
+        f"{_GUARD_SQL}, (SELECT max(last_paid_date) FROM {STATS})"
+    )[0]
+    return MemberOrderStats(latest_paid_date=latest) if _covers(lines, covered) else None
 
 
 def rebuild_order_totals(warehouse: Warehouse) -> int:
