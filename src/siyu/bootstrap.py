@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.clock import Clock, SystemClock
 from siyu.config import Settings
 from siyu.db import create_db_engine, create_session_factory
+from siyu.loyalty.redemption_batch import RedemptionBatcher
 from siyu.migrations.runner import upgrade
 from siyu.warehouse.clickhouse import ClickHouseWarehouse
 from siyu.warehouse.duckdb import DuckDBWarehouse
@@ -37,6 +38,11 @@ class Siyu:
     session_factory: sessionmaker[Session]
     _warehouse: DuckDBWarehouse | None = field(default=None, repr=False)
     _clickhouse: ClickHouseWarehouse | None = field(default=None, repr=False)
+    # One per process, shared by the API's request threads: coupon redemptions group-commit.
+    redemptions: RedemptionBatcher = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.redemptions = RedemptionBatcher(self.session_factory)
 
     @property
     def warehouse(self) -> DuckDBWarehouse:

@@ -222,20 +222,16 @@ def reserve(body: ReserveRequest, siyu: SiyuDep) -> dict[str, Any]:
 
 @router.post("/redeem")
 def redeem(body: RedeemRequest, siyu: SiyuDep) -> list[dict[str, Any]]:
-    return _run(
-        siyu,
-        lambda db, now: _json(
-            service.redeem_coupons(
-                db,
-                member_id=body.member_id,
-                order_no=body.order_no,
-                cart=body.cart,
-                now=now,
-                tz=siyu.settings.tz,
-                coupon_ids=body.coupon_ids,
-            )
-        ),
+    """Through the process's RedemptionBatcher: concurrent redemptions share one write."""
+    records = siyu.redemptions.redeem(
+        member_id=body.member_id,
+        order_no=body.order_no,
+        cart=body.cart,
+        now=siyu.clock.now(),
+        tz=siyu.settings.tz,
+        coupon_ids=body.coupon_ids,
     )
+    return _json(records)
 
 
 @router.post("/release")

@@ -1,21 +1,27 @@
-"""The write of a coupon redemption on PostgreSQL in one round trip: a statement whose
-data-modifying CTEs mark the coupon redeemed (the same conditional UPDATE as ADR 0001: free,
-or reserved for this order, still valid, held by this member), insert the redemption row from
-the UPDATE's RETURNING, and the coupon_redeemed event from the redemption's id. If the UPDATE
-matches nothing, neither INSERT sees a row and the statement returns none: the caller refuses
-the call and its transaction rolls back. The UNIQUE/CHECK backstops of the tables still apply.
+"""The write of coupon redemptions on PostgreSQL in one round trip, for one coupon or a batch.
+
+One statement: a `batch` of rows (coupon, member, order, discount, instant, …) as VALUES; a
+data-modifying CTE marks each coupon redeemed with the same conditional UPDATE as ADR 0001
+(free, or reserved for this order, still valid, held by this member); the redemption rows are
+inserted from the UPDATE's RETURNING, and the coupon_redeemed events from the redemptions'
+ids. A coupon the UPDATE does not match gets no redemption and no event: the caller refuses
+that request (`redeem_many` returns only the coupons it took). The UNIQUE/CHECK backstops of
+the tables still apply. A batch names each coupon at most once (the caller's job).
 
 SQLite (one writer, no network round trips) runs the same three writes as plain statements.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from siyu.db import UTCDateTime
 from siyu.ingest.models import Event
 from siyu.loyalty.coupons import Cart
 from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
@@ -27,201 +33,203 @@ _redemptions = cast(sa.Table, CouponRedemption.__table__)
 _events = cast(sa.Table, Event.__table__)
 
 
-def _param(table: sa.Table, column: str, name: str | None = None) -> sa.ColumnElement[object]:
-    """A bound parameter typed like the column it goes to (UTC datetimes, JSON)."""
-    return sa.bindparam(f"p_{name or column}", type_=table.c[column].type).label(column)
+@dataclass(frozen=True)
+class RedemptionWrite:
+    """One coupon used on one order, already validated against the cart."""
+
+    coupon_id: int
+    template_id: int
+    template_code: str
+    member_id: int
+    order_no: str
+    discount_fen: int
+    cart: Cart
+    now: datetime
+
+    @property
+    def event_properties(self) -> dict[str, Any]:
+        return {
+            "coupon_id": self.coupon_id,
+            "template_code": self.template_code,
+            "order_no": self.order_no,
+            "discount_fen": self.discount_fen,
+        }
 
 
-def _statement() -> sa.Select[int]:
-    """Built once per process: executing it only binds values (no construction, cached SQL)."""
-    c, r, e = _coupons.c, _redemptions, _events
-    now = sa.bindparam("p_now", type_=c.updated_at.type)
+# The batch's columns and their types (the types' bind processors run on every value).
+_BATCH_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
+    ("coupon_id", sa.BigInteger()),
+    ("template_id", sa.BigInteger()),
+    ("member_id", sa.BigInteger()),
+    ("order_no", sa.String()),
+    ("discount_fen", sa.Integer()),
+    ("order_amount_fen", sa.Integer()),
+    ("store_code", sa.String()),
+    ("channel", sa.String()),
+    ("now", UTCDateTime()),
+    ("properties", sa.JSON()),  # an array of JSON values: json[]
+)
+
+
+_REDEMPTION_COLUMNS = ["coupon_id", "template_id", "member_id", "order_no", "state", "active"]
+_REDEMPTION_COLUMNS += ["discount_fen", "order_amount_fen", "store_code", "channel", "redeemed_at"]
+_EVENT_COLUMNS = ["event_id", "type", "occurred_at", "member_id", "identities", "properties"]
+_EVENT_COLUMNS += ["received_at"]
+
+
+def _statement() -> sa.Select[int, int]:
+    """Built once per process, for any batch size: each batch column is one array parameter,
+    so the SQL is compiled once and cached; executing it only binds values."""
+    arrays = [
+        sa.bindparam(f"batch_{name}", type_=postgresql.ARRAY(type_))
+        for name, type_ in _BATCH_COLUMNS
+    ]
+    columns = [sa.column(name, type_) for name, type_ in _BATCH_COLUMNS]
+    # The rows straight in the UPDATE's FROM (not a CTE): the planner sees a function scan and
+    # probes the coupons' primary key; every later step reads the UPDATE's RETURNING.
+    batch = sa.func.unnest(*arrays).table_valued(*columns).render_derived("batch")
+    c, b = _coupons.c, batch.c
     free = (c.state == CouponState.ISSUED.value) | (
         (c.state == CouponState.RESERVED.value)
-        & ((c.reservation_expires_at <= now) | (c.reservation_key == sa.bindparam("p_order_no")))
+        & ((c.reservation_expires_at <= b.now) | (c.reservation_key == b.order_no))
     )
     marked = (
         sa.update(_coupons)
-        .where(
-            c.id == sa.bindparam("p_coupon_id"),
-            c.member_id == sa.bindparam("p_member_id"),
-            c.valid_until > now,
-            free,
-        )
+        .where(c.id == b.coupon_id, c.member_id == b.member_id, c.valid_until > b.now, free)
         .values(
             state=CouponState.REDEEMED.value,
             reservation_key=None,
             reservation_expires_at=None,
-            updated_at=now,
+            updated_at=b.now,
         )
-        .returning(c.id)
+        .returning(c.id.label("coupon_id"), *[b[name] for name, _ in _BATCH_COLUMNS[1:]])
         .cte("marked")
     )
-    columns = ["template_id", "member_id", "order_no", "state", "active", "discount_fen"]
-    columns += ["order_amount_fen", "store_code", "channel", "redeemed_at"]
+    m, r = marked.c, _redemptions.c
     inserted = (
-        sa.insert(r)
+        sa.insert(_redemptions)
         .from_select(
-            ["coupon_id", *columns],
+            _REDEMPTION_COLUMNS,
             sa.select(
-                marked.c.id,
-                *[_param(r, name, "now" if name == "redeemed_at" else None) for name in columns],
+                m.coupon_id,
+                m.template_id,
+                m.member_id,
+                m.order_no,
+                sa.literal(RedemptionState.REDEEMED.value),
+                sa.literal(1),
+                m.discount_fen,
+                m.order_amount_fen,
+                m.store_code,
+                m.channel,
+                m.now,
             ),
         )
-        .returning(r.c.id)
+        .returning(r.id, r.coupon_id)
         .cte("inserted")
     )
-    event_columns = ["type", "occurred_at", "member_id", "identities", "properties", "received_at"]
-    announced = sa.insert(e).from_select(
-        ["event_id", *event_columns],
+    announced = sa.insert(_events).from_select(
+        _EVENT_COLUMNS,
         sa.select(
-            (sa.literal("coupon_redeemed:") + sa.cast(inserted.c.id, sa.String)).label("event_id"),
-            sa.literal("coupon_redeemed").label("type"),
-            _param(e, "occurred_at", "now"),
-            _param(e, "member_id"),
-            _param(e, "identities"),
-            _param(e, "properties"),
-            _param(e, "received_at", "now"),
-        ),
+            sa.literal("coupon_redeemed:") + sa.cast(inserted.c.id, sa.String),
+            sa.literal("coupon_redeemed"),
+            m.now,
+            m.member_id,
+            sa.bindparam("batch_identities", type_=_events.c.identities.type),
+            m.properties,
+            m.now,
+        ).join_from(inserted, marked, m.coupon_id == inserted.c.coupon_id),
     )
-    return sa.select(inserted.c.id).add_cte(announced.cte("announced"))
+    return sa.select(inserted.c.coupon_id, inserted.c.id).add_cte(announced.cte("announced"))
 
 
-_REDEEM = _statement()
+_REDEEM_MANY = _statement()
 
 
-def redeem_in_one_statement(
-    db_session: Session,
-    *,
-    coupon_id: int,
-    template_id: int,
-    template_code: str,
-    member_id: int,
-    order_no: str,
-    discount_fen: int,
-    cart: Cart,
-    now: datetime,
-) -> int:
-    """Redeem one coupon for the order; returns the redemption id (refused: raises)."""
-    params = {
-        "p_coupon_id": coupon_id,
-        "p_template_id": template_id,
-        "p_member_id": member_id,
-        "p_order_no": order_no,
-        "p_state": RedemptionState.REDEEMED.value,
-        "p_active": 1,
-        "p_discount_fen": discount_fen,
-        "p_order_amount_fen": cart.total_fen,
-        "p_store_code": cart.store_code,
-        "p_channel": cart.channel,
-        "p_now": now,
-        "p_identities": {},
-        "p_properties": {
-            "coupon_id": coupon_id,
-            "template_code": template_code,
-            "order_no": order_no,
-            "discount_fen": discount_fen,
-        },
+def redeem_many(connection: sa.Connection, writes: list[RedemptionWrite]) -> dict[int, int]:
+    """Redeem each coupon for its order in one statement; returns {coupon id: redemption id}
+    for the coupons that were still free (the others were taken by a concurrent request).
+    PostgreSQL only. One statement is atomic by itself, so on an autocommit connection it is
+    its own transaction (RedemptionBatcher relies on this)."""
+    if not writes:
+        return {}
+    columns: dict[str, list[Any]] = {
+        "coupon_id": [w.coupon_id for w in writes],
+        "template_id": [w.template_id for w in writes],
+        "member_id": [w.member_id for w in writes],
+        "order_no": [w.order_no for w in writes],
+        "discount_fen": [w.discount_fen for w in writes],
+        "order_amount_fen": [w.cart.total_fen for w in writes],
+        "store_code": [w.cart.store_code for w in writes],
+        "channel": [w.cart.channel for w in writes],
+        "now": [w.now for w in writes],
+        "properties": [w.event_properties for w in writes],
     }
     # Bind names are prefixed: an UPDATE treats execute() keys named like columns as SET values.
-    redemption_id = db_session.connection().execute(_REDEEM, params).scalar()
-    if redemption_id is None:
-        raise LoyaltyError(
-            LoyaltyErrorCode.COUPON_STATE_CONFLICT,
-            f"coupon {coupon_id} was taken by a concurrent request",
-        )
-    return int(redemption_id)
+    params: dict[str, Any] = {f"batch_{name}": values for name, values in columns.items()}
+    params["batch_identities"] = {}
+    rows = connection.execute(_REDEEM_MANY, params).all()
+    return {int(coupon_id): int(redemption_id) for coupon_id, redemption_id in rows}
 
 
-def redeem(
-    db_session: Session,
-    *,
-    coupon_id: int,
-    template_id: int,
-    template_code: str,
-    member_id: int,
-    order_no: str,
-    discount_fen: int,
-    cart: Cart,
-    now: datetime,
-) -> int:
+def redeem(db_session: Session, write: RedemptionWrite) -> int:
     """Mark the coupon redeemed, record the redemption and its event; returns the redemption
     id. Refused (COUPON_STATE_CONFLICT) if the coupon is no longer free for this order."""
-    args: dict[str, Any] = {
-        "coupon_id": coupon_id,
-        "template_id": template_id,
-        "template_code": template_code,
-        "member_id": member_id,
-        "order_no": order_no,
-        "discount_fen": discount_fen,
-        "cart": cart,
-        "now": now,
-    }
     if db_session.get_bind().dialect.name == "postgresql":
-        return redeem_in_one_statement(db_session, **args)
-    return _redeem_in_three_statements(db_session, **args)
+        redemption_id = redeem_many(db_session.connection(), [write]).get(write.coupon_id)
+        if redemption_id is None:
+            raise _taken(write.coupon_id)
+        return redemption_id
+    return _redeem_in_three_statements(db_session, write)
 
 
-def _redeem_in_three_statements(
-    db_session: Session,
-    *,
-    coupon_id: int,
-    template_id: int,
-    template_code: str,
-    member_id: int,
-    order_no: str,
-    discount_fen: int,
-    cart: Cart,
-    now: datetime,
-) -> int:
+def _taken(coupon_id: int) -> LoyaltyError:
+    return LoyaltyError(
+        LoyaltyErrorCode.COUPON_STATE_CONFLICT,
+        f"coupon {coupon_id} was taken by a concurrent request",
+    )
+
+
+def _redeem_in_three_statements(db_session: Session, w: RedemptionWrite) -> int:
     c = _coupons.c
     free = (c.state == CouponState.ISSUED) | (
         (c.state == CouponState.RESERVED)
-        & ((c.reservation_expires_at <= now) | (c.reservation_key == order_no))
+        & ((c.reservation_expires_at <= w.now) | (c.reservation_key == w.order_no))
     )
     changed = db_session.execute(
         sa.update(_coupons)
-        .where(c.id == coupon_id, c.member_id == member_id, c.valid_until > now, free)
+        .where(c.id == w.coupon_id, c.member_id == w.member_id, c.valid_until > w.now, free)
         .values(
             state=CouponState.REDEEMED,
             reservation_key=None,
             reservation_expires_at=None,
-            updated_at=now,
+            updated_at=w.now,
         )
     ).rowcount  # type: ignore[attr-defined]
     if changed != 1:
-        raise LoyaltyError(
-            LoyaltyErrorCode.COUPON_STATE_CONFLICT,
-            f"coupon {coupon_id} was taken by a concurrent request",
-        )
-    r = _redemptions
+        raise _taken(w.coupon_id)
     values = {
-        "coupon_id": coupon_id,
-        "template_id": template_id,
-        "member_id": member_id,
-        "order_no": order_no,
+        "coupon_id": w.coupon_id,
+        "template_id": w.template_id,
+        "member_id": w.member_id,
+        "order_no": w.order_no,
         "state": RedemptionState.REDEEMED.value,
         "active": 1,
-        "discount_fen": discount_fen,
-        "order_amount_fen": cart.total_fen,
-        "store_code": cart.store_code,
-        "channel": cart.channel,
-        "redeemed_at": now,
+        "discount_fen": w.discount_fen,
+        "order_amount_fen": w.cart.total_fen,
+        "store_code": w.cart.store_code,
+        "channel": w.cart.channel,
+        "redeemed_at": w.now,
     }
+    r = _redemptions
     redemption_id = int(
         db_session.execute(sa.insert(r).values(values).returning(r.c.id)).scalar_one()
     )
     event = coupon_event(
         type="coupon_redeemed",
         event_id=f"coupon_redeemed:{redemption_id}",
-        member_id=member_id,
-        now=now,
-        properties={
-            "coupon_id": coupon_id,
-            "template_code": template_code,
-            "order_no": order_no,
-            "discount_fen": discount_fen,
-        },
+        member_id=w.member_id,
+        now=w.now,
+        properties=w.event_properties,
     )
     db_session.execute(sa.insert(_events), [event])
     return redemption_id

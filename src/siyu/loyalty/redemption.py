@@ -200,7 +200,7 @@ def validate_coupons(
     """Check that these coupons can be used together on this cart now; nothing is written."""
     _require_distinct(coupon_ids)
     pairs, _ = _load(db_session, member_id, coupon_ids)
-    return _validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
+    return validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
 
 
 def _require_distinct(coupon_ids: list[int]) -> None:
@@ -208,7 +208,7 @@ def _require_distinct(coupon_ids: list[int]) -> None:
         raise LoyaltyError(LoyaltyErrorCode.COUPON_NOT_USABLE, "give distinct coupon ids")
 
 
-def _validate_pairs(
+def validate_pairs(
     pairs: list[tuple[Coupon, CouponTemplate]],
     *,
     cart: Cart,
@@ -322,7 +322,7 @@ def redeem_coupons(
 ) -> list[RedemptionRecord]:
     """Use the coupons on the order (those reserved for it when none are named); once per order.
     Hot path (coupons named): one read (coupons, templates and the replay check together) and,
-    on PostgreSQL, one write statement per coupon (redeem_write.redeem_in_one_statement)."""
+    on PostgreSQL, one write statement per coupon (redeem_write.redeem)."""
     if coupon_ids is None:
         if _has_redemption(db_session, order_no):
             return redemptions_for_order(
@@ -340,7 +340,7 @@ def redeem_coupons(
             LoyaltyErrorCode.ORDER_REVERSED,
             f"order {order_no} was refunded; redeem under a new order number",
         )
-    validation = _validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
+    validation = validate_pairs(pairs, cart=cart, now=now, tz=tz, order_no=order_no)
     return [
         _mark_redeemed(db_session, q, member_id, order_no, cart, now) for q in validation.coupons
     ]
@@ -386,7 +386,15 @@ def _mark_redeemed(
     now: datetime,
 ) -> RedemptionRecord:
     redemption_id = redeem_write.redeem(
-        db_session,
+        db_session, redemption_write(q, member_id, order_no, cart, now)
+    )
+    return redeemed_record(q, redemption_id, order_no, now)
+
+
+def redemption_write(
+    q: CouponQuote, member_id: int, order_no: str, cart: Cart, now: datetime
+) -> redeem_write.RedemptionWrite:
+    return redeem_write.RedemptionWrite(
         coupon_id=q.coupon_id,
         template_id=q.template_id,
         template_code=q.template_code,
@@ -396,10 +404,9 @@ def _mark_redeemed(
         cart=cart,
         now=now,
     )
-    return _redeemed_record(q, redemption_id, order_no, now)
 
 
-def _redeemed_record(
+def redeemed_record(
     q: CouponQuote, redemption_id: int, order_no: str, now: datetime
 ) -> RedemptionRecord:
     return RedemptionRecord(
