@@ -1,4 +1,6 @@
 """Concurrency against a real PostgreSQL server: threads, each with its own connection.
+The redeem/refund rounds mix both redemption paths: one transaction per call, and the
+RedemptionBatcher's shared writes (what the API uses).
 
 SIYU_LOYALTY_STRESS_SECONDS / SIYU_LOYALTY_STRESS_ROUNDS raise the redeem/refund run to the
 issue's 30 s × 10 (default 3 s × 3 keeps `make test` fast).
@@ -22,6 +24,7 @@ from siyu.db import create_session_factory, transaction
 from siyu.loyalty import service
 from siyu.loyalty.errors import LoyaltyError
 from siyu.loyalty.models import Coupon, CouponRedemption, CouponTemplate
+from siyu.loyalty.redemption_batch import RedemptionBatcher
 from tests.conftest import POSTGRES_URL, require_real
 from tests.integration.loyalty.coupon_fixtures import a_template, members, tea_cart
 
@@ -122,6 +125,7 @@ def _stress_round(
             )
     deadline = time.monotonic() + seconds
     done = [0]
+    batcher = RedemptionBatcher(factory)
 
     def client(i: int) -> None:
         rnd = random.Random(i)
@@ -131,9 +135,18 @@ def _stress_round(
             order = f"R{round_no}-C{i}-{n}"
             n += 1
             try:
-                with transaction(factory) as db:
-                    service.redeem_coupons(
-                        db,
+                if i % 2:  # odd clients alone, even ones through the batcher (the API's path)
+                    with transaction(factory) as db:
+                        service.redeem_coupons(
+                            db,
+                            member_id=member_id,
+                            order_no=order,
+                            cart=tea_cart(),
+                            now=now,
+                            coupon_ids=[coupon_id],
+                        )
+                else:
+                    batcher.redeem(
                         member_id=member_id,
                         order_no=order,
                         cart=tea_cart(),
