@@ -46,6 +46,7 @@ import argparse
 import multiprocessing
 import time
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 
 import sqlalchemy as sa
@@ -120,10 +121,11 @@ def seed(url: str, members: int) -> None:
     siyu.close()
 
 
-def _worker(url: str, batch: int, barrier: Barrier) -> None:
+def _worker(url: str, batch: int, barrier: Barrier, cpu: Queue[float]) -> None:
     siyu = bootstrap(_settings(url), clock=FixedClock(DONE_BY), migrate=False)
     runtime = journey_runtime(siyu)
     barrier.wait()
+    started = time.process_time()
     while True:
         if run_due_steps(runtime=runtime, now=DONE_BY, batch_size=batch) == 0:
             with siyu.engine.connect() as connection:
@@ -131,14 +133,19 @@ def _worker(url: str, batch: int, barrier: Barrier) -> None:
             if not left:
                 break
             time.sleep(0.02)  # the other worker holds the rest (SKIP LOCKED): look again
+    cpu.put(time.process_time() - started)
     siyu.close()
 
 
-def run(url: str, *, workers: int, batch: int) -> float:
-    """Seconds from the start barrier until every timer is gone."""
+def run(url: str, *, workers: int, batch: int) -> tuple[float, float]:
+    """Seconds from the start barrier until every timer is gone, and the workers' CPU seconds
+    (their own Python and driver work; PostgreSQL's is not in it)."""
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(workers + 1)
-    processes = [spawn.Process(target=_worker, args=(url, batch, barrier)) for _ in range(workers)]
+    cpu: Queue[float] = spawn.Queue()
+    processes = [
+        spawn.Process(target=_worker, args=(url, batch, barrier, cpu)) for _ in range(workers)
+    ]
     for process in processes:
         process.start()
     barrier.wait()
@@ -147,7 +154,7 @@ def run(url: str, *, workers: int, batch: int) -> float:
         process.join()
         if process.exitcode != 0:
             raise SystemExit(f"worker exited with {process.exitcode}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, sum(cpu.get() for _ in processes)
 
 
 def counts(url: str) -> tuple[int, int]:
@@ -163,7 +170,7 @@ def measure(admin_url: str, name: str, members: int, *, workers: int, batch: int
     url = _scratch(admin_url, name)
     try:
         seed(url, members)
-        seconds = run(url, workers=workers, batch=batch)
+        seconds, cpu = run(url, workers=workers, batch=batch)
         runs, messages = counts(url)
     finally:
         _drop(admin_url, name)
@@ -172,7 +179,8 @@ def measure(admin_url: str, name: str, members: int, *, workers: int, batch: int
     rate = messages / seconds
     print(
         f"{name:<22} {members:>9,} enrollments  {workers} worker(s) × batch {batch:<4} "
-        f"{seconds:8.2f}s  {rate:10,.0f} steps/s  ({runs / seconds:,.0f} step runs/s incl. waits)",
+        f"{seconds:8.2f}s  {rate:10,.0f} steps/s  ({runs / seconds:,.0f} step runs/s incl. waits)"
+        f"  worker CPU {cpu / messages * 1e6:,.0f} µs/step",
         flush=True,
     )
     return rate

@@ -5,27 +5,31 @@ through here. On PostgreSQL each call is ONE statement with ONE parameter, the r
 array (`INSERT … SELECT … FROM json_to_recordset(:rows)`, `UPDATE … FROM
 json_to_recordset(:rows)`): the SQL text is the same for every batch size, so the server
 prepares it once per connection, there is a single round trip however many rows, and the
-client serialises with the C `json` encoder instead of escaping array elements one by one
-(measured: per-column arrays through psycopg cost ~4x more client time). Elsewhere (SQLite:
+client serialises with orjson instead of escaping array elements one by one (measured:
+per-column arrays through psycopg cost ~4x more client time; the stdlib `json` with a
+`default` hook for datetimes ~12x more than orjson). Elsewhere (SQLite:
 one local writer, no round trips) it is a plain `executemany`.
 
 Rows are dicts of column values; a column missing from a row is written as NULL (the engine's
 rows name every column they need). Enum members are written by value, JSON columns serialised.
+Datetimes must be timezone-aware. SQLite's path refuses naive ones (UTCDateTime), and every
+engine test runs there; orjson has no cheap way to refuse them, so PostgreSQL's path writes a
+naive one as UTC (OPT_NAIVE_UTC) rather than in the server's session time zone.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC
 
 
 def insert_rows(*, db_session: Session, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -87,14 +91,11 @@ def _recordset(table: sa.Table, names: list[str]) -> str:
 
 
 def _json(rows: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps(rows, default=_encode, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(rows, default=_encode, option=_ORJSON_OPTIONS).decode()
 
 
 def _encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} refused: attach a timezone")
-        return value.isoformat()
-    if isinstance(value, date | Decimal):
+    """What orjson does not write itself: Decimals; anything else is refused."""
+    if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} {value!r} cannot be written in bulk")
