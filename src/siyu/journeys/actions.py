@@ -112,7 +112,7 @@ def members_fields(*, db_session: Session, member_ids: set[int]) -> dict[int, di
     rows = db_session.execute(
         sa.select(*(m.c[name] for name in _MEMBER_FIELDS)).where(m.c.id.in_(sorted(member_ids)))
     )
-    return {int(row.id): dict(row._mapping) for row in rows}
+    return {int(row[0]): dict(zip(_MEMBER_FIELDS, row, strict=True)) for row in rows}
 
 
 class SendMessage:

@@ -244,11 +244,14 @@ def _claim_portable(db: Session, now: datetime, limit: int) -> Sequence[Any]:
 
 
 def _timer(row: Any) -> _Timer:
-    return _Timer(row.timer_id, row.timer_step_id, row.reason, row.due_at)
+    timer_id, step_id, reason, due_at = row[:4]
+    return _Timer(timer_id, step_id, reason, due_at)
 
 
 def _enrollment(row: Any) -> _Enrollment:
-    values = {name: getattr(row, name) for name in _ENROLLMENT_COLUMNS}
+    # Both claim queries return the timer's 4 fields, then _ENROLLMENT_COLUMNS in order;
+    # positions, not names: a claimed batch is thousands of rows.
+    values = dict(zip(_ENROLLMENT_COLUMNS, row[4:], strict=True))
     values["context"] = dict(values["context"] or {})
     values["visits"] = dict(values["visits"] or {})
     return _Enrollment(**values)
