@@ -27,17 +27,18 @@ Re-measured 2026-11-23 (session 4, set-based batch path of 867144f/9db96f1, `--b
     (a 100k run while the journeys tests ran beside it, load 2.1–4.0: 2,511 steps/s, 36.0×)
 Batch size, 20k, 2 workers, same minute (load 3.1–4.3): 1000 → 2,163, 2000 → 2,365, 4000 →
 2,356 steps/s, so the engine's default is now 2000.
-1M was not run (at ~2.8k steps/s its 3M messages take ~18 min on this machine). Rate falls
-from 20k to 100k as the timer/step-run/outbox tables and their indexes grow. cProfile of ONE
-worker (5k enrollments, batch 2000): ~30% waiting on PostgreSQL (claim DELETE + 4 set-based
-writes per batch), the rest Python per step: JSON encoding of the batch rows (~10%), Jinja
-contexts for `{{ member.name }}` (~12%), the engine's per-step bookkeeping. Extrapolated, 10k
-steps/s at 1M needs a dedicated PostgreSQL host and ~3× less Python per step; NOT reached here.
-The 10k steps/s target was NOT reached here. Per step the engine now spends its time in
-PostgreSQL round trips (executemany of the batch's inserts/updates, pipelined) and the ORM
-update of the enrollment row; earlier figures on the same machine were 268–294 steps/s before
-the batch write path (timers deleted in one statement, step runs / timers / outbox rows as
-multi-row inserts, compiled templates cached).
+Session 8 (2026-11-24, quiet box, load ~2): rows serialised with orjson, claimed rows read by
+position, and the timers indexed on (due_at, id). The index matters at scale: with all 1M
+timers due at once PostgreSQL planned the claim as a hash join plus a sort of every due timer,
+>1 s per 2,000-timer claim (~1,300 steps/s at 1M); it now walks the index (10 ms per claim).
+    `--members 1000000 --baseline-members 500`: 2 workers 7,210 steps/s (12,017 step runs/s,
+    416 s for 3M messages), worker CPU 130 µs/step; one at a time 165 steps/s; ratio 43.7×.
+    100k: 7,345 steps/s (47.0×); 50k A/B of orjson: worker CPU 177 → 124-131 µs/step.
+At 1M the two workers use ~0.9 of the two cores and PostgreSQL the rest (top: postgres
+backends ~55% each, workers ~45% each). 10k steps/s needs ~200 µs of CPU per step, worker
+and PostgreSQL together, on this box; it is ~280. THE 10k TARGET IS NOT MET HERE. Dropping the
+step runs' redundant index and the journey FKs was tried on a scratch copy: no change within
+the box's noise (±15%).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -177,38 +178,33 @@ def bench_redemptions(
     with transaction(factory) as db:
         coupons = db.execute(sa.select(Coupon.id, Coupon.member_id).order_by(Coupon.id)).all()
 
-    # Each request picks a random coupon: collisions are real, so refusals are expected.
-    def alone(rnd: random.Random, n: int) -> bool:
-        coupon_id, member_id = coupons[rnd.randrange(len(coupons))]
-        try:
-            with transaction(factory) as db:
-                service.redeem_coupons(
-                    db,
+    batcher = RedemptionBatcher(factory)  # one per process: forked children get their own copy
+
+    def redeem_alone(**call: Any) -> object:
+        with transaction(factory) as db:
+            return service.redeem_coupons(db, **call)
+
+    def client_of(
+        redeem: Callable[..., object], prefix: str
+    ) -> Callable[[random.Random, int], bool]:
+        # Each request picks a random coupon: collisions are real, so refusals are expected.
+        def work(rnd: random.Random, n: int) -> bool:
+            coupon_id, member_id = coupons[rnd.randrange(len(coupons))]
+            try:
+                redeem(
                     member_id=member_id,
-                    order_no=f"A{coupon_id}-{n}-{rnd.random()}",
+                    order_no=f"{prefix}{coupon_id}-{n}-{rnd.random()}",
                     cart=CART,
                     now=NOW,
                     coupon_ids=[coupon_id],
                 )
-            return True
-        except LoyaltyError:
-            return False
+                return True
+            except LoyaltyError:
+                return False
 
-    batcher = RedemptionBatcher(factory)  # one per process: forked children get their own copy
+        return work
 
-    def grouped(rnd: random.Random, n: int) -> bool:
-        coupon_id, member_id = coupons[rnd.randrange(len(coupons))]
-        try:
-            batcher.redeem(
-                member_id=member_id,
-                order_no=f"G{coupon_id}-{n}-{rnd.random()}",
-                cart=CART,
-                now=NOW,
-                coupon_ids=[coupon_id],
-            )
-            return True
-        except LoyaltyError:
-            return False
+    grouped, alone = client_of(batcher.redeem, "G"), client_of(redeem_alone, "A")
 
     with engine.begin() as c:
         for ddl in NAIVE_DDL:
