@@ -177,12 +177,13 @@ def redeem(db_session: Session, write: RedemptionWrite) -> int:
     if db_session.get_bind().dialect.name == "postgresql":
         redemption_id = redeem_many(db_session.connection(), [write]).get(write.coupon_id)
         if redemption_id is None:
-            raise _taken(write.coupon_id)
+            raise taken(write.coupon_id)
         return redemption_id
     return _redeem_in_three_statements(db_session, write)
 
 
-def _taken(coupon_id: int) -> LoyaltyError:
+def taken(coupon_id: int) -> LoyaltyError:
+    """The refusal of a coupon a concurrent request took between the read and the write."""
     return LoyaltyError(
         LoyaltyErrorCode.COUPON_STATE_CONFLICT,
         f"coupon {coupon_id} was taken by a concurrent request",
@@ -206,7 +207,7 @@ def _redeem_in_three_statements(db_session: Session, w: RedemptionWrite) -> int:
         )
     ).rowcount  # type: ignore[attr-defined]
     if changed != 1:
-        raise _taken(w.coupon_id)
+        raise taken(w.coupon_id)
     values = {
         "coupon_id": w.coupon_id,
         "template_id": w.template_id,

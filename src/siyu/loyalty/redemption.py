@@ -180,11 +180,15 @@ def _load(
     if missing:
         if order_no is not None and _has_redemption(db_session, order_no):
             return [], RedemptionState.REDEEMED.value
-        raise LoyaltyError(
-            LoyaltyErrorCode.COUPON_NOT_FOUND,
-            f"member {member_id} holds no coupon {', '.join(map(str, missing))}",
-        )
+        raise not_held(member_id, missing)
     return [found[i] for i in sorted(found)], None
+
+
+def not_held(member_id: int, coupon_ids: list[int]) -> LoyaltyError:
+    return LoyaltyError(
+        LoyaltyErrorCode.COUPON_NOT_FOUND,
+        f"member {member_id} holds no coupon {', '.join(map(str, coupon_ids))}",
+    )
 
 
 def validate_coupons(
@@ -283,10 +287,7 @@ def reserve_coupons(
             )
         ).rowcount  # type: ignore[attr-defined]
         if changed != 1:
-            raise LoyaltyError(
-                LoyaltyErrorCode.COUPON_STATE_CONFLICT,
-                f"coupon {coupon_id} was taken by a concurrent request",
-            )
+            raise redeem_write.taken(coupon_id)
     return validation
 
 

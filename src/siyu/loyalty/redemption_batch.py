@@ -45,12 +45,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.db import transaction
 from siyu.loyalty import redeem_write
 from siyu.loyalty.coupons import Cart
-from siyu.loyalty.errors import LoyaltyError, LoyaltyErrorCode
+from siyu.loyalty.errors import LoyaltyError
 from siyu.loyalty.issuance import SHANGHAI
 from siyu.loyalty.models import Coupon, CouponRedemption, CouponTemplate, RedemptionState
 from siyu.loyalty.redemption import (
     CouponQuote,
     RedemptionRecord,
+    not_held,
     redeem_coupons,
     redeemed_record,
     redemption_write,
@@ -255,10 +256,7 @@ class RedemptionBatcher:
             request = requests[index]
             redemption_id = taken.get(quote.coupon_id)
             if redemption_id is None:
-                errors[index] = LoyaltyError(
-                    LoyaltyErrorCode.COUPON_STATE_CONFLICT,
-                    f"coupon {quote.coupon_id} was taken by a concurrent request",
-                )
+                errors[index] = redeem_write.taken(quote.coupon_id)
             else:
                 records[index] = [
                     redeemed_record(quote, redemption_id, request.ask.order_no, request.ask.now)
@@ -273,12 +271,8 @@ class RedemptionBatcher:
 
 def _validate(request: _Request, pair: tuple[Coupon, CouponTemplate] | None) -> CouponQuote:
     """The checks of `redeem_coupons` for one named coupon (its own errors, its own words)."""
-    coupon_id = request.single_coupon
     if pair is None or pair[0].member_id != request.ask.member_id:
-        raise LoyaltyError(
-            LoyaltyErrorCode.COUPON_NOT_FOUND,
-            f"member {request.ask.member_id} holds no coupon {coupon_id}",
-        )
+        raise not_held(request.ask.member_id, [request.coupon_id])
     validation = validate_pairs(
         [pair],
         cart=request.ask.cart,
