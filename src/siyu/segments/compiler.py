@@ -152,7 +152,18 @@ def render(query: exp.Expr, dialect: str) -> str:
     """SQL text of a compiled query for one engine (`duckdb` or `clickhouse`)."""
     if dialect not in DIALECTS:
         raise SegmentError(f"unknown dialect {dialect!r}", code=SegmentErrorCode.UNSUPPORTED)
+    if dialect == "clickhouse":
+        query = query.transform(_wide_date)
     return query.sql(dialect=dialect)
+
+
+def _wide_date(node: exp.Expr) -> exp.Expr:
+    """ClickHouse's `Date` starts at 1970-01-01 and clamps earlier dates to it, so an age test
+    (a birthday bound in the 1960s) would compare with the wrong day: date literals are cast
+    to `Date32`, the type the warehouse's date columns have there."""
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.DATE:
+        return exp.DataType(this=exp.DataType.Type.DATE32)
+    return node
 
 
 def count_query(query: exp.Select) -> exp.Select:
@@ -519,6 +530,12 @@ def _compare(
             f"operator `{op}` cannot compare values", code=SegmentErrorCode.UNSUPPORTED
         )
     return binary[op](column, literal(value))
+
+
+def value_test(column: exp.Expr, op: Op, value: Any) -> exp.Expr:
+    """The SQL test of a text value, as attribute conditions apply it (the bitmap index
+    applies it to its indexed values, segments/bitmaps.py)."""
+    return _compare(column, op, value, literal=_lit)
 
 
 def compare_values(op: Op, left: Any, right: Any) -> bool:

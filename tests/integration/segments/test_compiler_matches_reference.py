@@ -457,3 +457,14 @@ def test_compiled_sql_on_chdb_equals_the_reference(
     )
     found = _members(chdb_warehouse, render(query, "clickhouse"))
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
+
+
+def test_an_age_bound_before_1970_holds_on_chdb(chdb_warehouse: ClickHouseWarehouse) -> None:
+    # Given a member born on 1970-01-01 (56 on 2026-06-18: born after 1969-06-18)
+    data = Dataset(members=[{"member_id": 1, "gender": "F", "birthday": date(1970, 1, 1)}])
+    _reload(chdb_warehouse, data, "orders")
+    condition = parse_definition({"attr": "age", "op": "eq", "value": 56})
+    # When the age test runs on ClickHouse, whose `Date` cannot hold 1969-06-18
+    query = compile_segment(condition, now=NOW, resolve=_resolve)
+    # Then the bound is compared as a Date32 and the member is in the segment
+    assert _members(chdb_warehouse, render(query, "clickhouse")) == [1]
