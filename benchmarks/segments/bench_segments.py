@@ -130,7 +130,9 @@ from siyu.config import Settings
 from siyu.db import transaction
 from siyu.segments import refresh as segments_refresh
 from siyu.segments import service as segments_service
+from siyu.segments.bitmaps import answered_by_index
 from siyu.warehouse.duckdb import DuckDBWarehouse
+from siyu.warehouse.member_bitmaps import rebuild_member_bitmaps
 from siyu.warehouse.order_totals import rebuild_order_totals
 
 NOW = datetime(2026, 6, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -350,7 +352,7 @@ def _preview(warehouse: Any, definition: dict[str, Any]) -> Any:
 def bench_previews(
     warehouse: DuckDBWarehouse, pg_url: str | None, args: argparse.Namespace, chdb: Any | None
 ) -> None:
-    head = f"{'segment':<22} {'members':>9} {'duckdb s':>9}"
+    head = f"{'segment':<22} {'answered by':<18} {'members':>9} {'duckdb s':>9}"
     head += f" {'chdb s':>7}" if chdb is not None else ""
     print(f"{head} {'pg lines s':>11} {'ratio':>7} {'pg totals s':>12} {'ratio':>7}  agree")
     ours_all, lines_ratios, totals_ratios = [], [], []
@@ -363,7 +365,7 @@ def bench_previews(
                 lambda d=definition: _preview(warehouse, d),  # type: ignore[misc]
                 args.repeat,
             )
-            row = f"{name:<22} {preview.count:>9,} {ours_s:>9.3f}"
+            row = f"{name:<22} {answered_by_index(definition):<18} {preview.count:>9,} {ours_s:>9.3f}"
             agree = True
             if chdb is not None:
                 ch_s, ch_preview = median_seconds(
@@ -500,6 +502,12 @@ def main() -> None:
     orders = rebuild_order_totals(warehouse)
     print(
         f"order_totals built from scratch: {orders:,} orders "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    started = time.perf_counter()
+    bitmaps = rebuild_member_bitmaps(warehouse)
+    print(
+        f"member bitmap index built from scratch: {bitmaps} bitmaps "
         f"in {time.perf_counter() - started:.1f} s"
     )
     pg_url = None

@@ -115,7 +115,12 @@ def preview(siyu: Siyu, body: PreviewRequest, *, sync: bool) -> dict[str, Any]:
     except SegmentError as error:
         raise http_error(error) from error
     sample = [vars(member) for member in result.sample]
-    return {"count": result.count, "sample": sample, "elapsed_ms": result.elapsed_ms}
+    return {
+        "count": result.count,
+        "sample": sample,
+        "elapsed_ms": result.elapsed_ms,
+        "answered_by": result.answered_by,
+    }
 
 
 @router.post("/preview")

@@ -165,6 +165,7 @@ def sample(
             "count": preview.count,
             "sample": [vars(member) for member in preview.sample],
             "elapsed_ms": preview.elapsed_ms,
+            "answered_by": preview.answered_by,
         }
     )
 

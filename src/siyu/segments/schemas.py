@@ -36,6 +36,8 @@ class Preview:
     count: int
     sample: list[SampleMember]
     elapsed_ms: int
+    # How it was evaluated: "bitmap index", "bitmap index + SQL" (segments/bitmaps.py) or "SQL".
+    answered_by: str = "SQL"
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pa_parquet
 import sqlalchemy as sa
+from pyroaring import BitMap
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
 from siyu.audit import service as audit_service
+from siyu.segments.bitmaps import (
+    BitmapEvaluation,
+    IndexedWarehouse,
+    answered_by_index,
+    answers_any,
+    first_members,
+)
 from siyu.segments.compiler import compile_segment, count_query, render
 from siyu.segments.dsl import (
     Condition,
@@ -48,6 +56,7 @@ from siyu.segments.schemas import (
     Schedule,
     SegmentRead,
 )
+from siyu.warehouse.member_bitmaps import member_bitmaps_current
 from siyu.warehouse.order_totals import MemberOrderStats, member_order_stats
 
 SAMPLE_SIZE = 10
@@ -92,10 +101,15 @@ def count_members(
     session: Session | None = None,
     timezone: ZoneInfo = SHANGHAI,
 ) -> int:
-    """How many members the segment holds at `now` (counted in the warehouse)."""
-    query = count_query(
-        _compile(definition, warehouse, now=now, session=session, timezone=timezone)
+    """How many members the segment holds at `now` (counted in the warehouse, from the member
+    bitmap index when it answers part of the tree)."""
+    orders = order_sources(warehouse)
+    members = _bitmap_members(
+        definition, warehouse, orders, now=now, session=session, timezone=timezone
     )
+    if members is not None:
+        return len(members)
+    query = count_query(_compile(definition, orders, now=now, session=session, timezone=timezone))
     return int(warehouse.query(render(query, warehouse.dialect))[0][0])
 
 
@@ -111,7 +125,14 @@ def preview_segment(
     """The count and a masked sample of the first members, as the builder shows while editing."""
     started = time.perf_counter()
     orders = order_sources(warehouse)
-    if warehouse.dialect == "duckdb":
+    members = _bitmap_members(
+        definition, warehouse, orders, now=now, session=session, timezone=timezone
+    )
+    answered_by = "SQL"
+    if members is not None:
+        count, rows = len(members), _sample_of(members, warehouse, sample_size)
+        answered_by = answered_by_index(definition)
+    elif warehouse.dialect == "duckdb":
         query = _compile(definition, orders, now=now, session=session, timezone=timezone)
         rows = warehouse.query(render(_count_and_sample(query, sample_size), "duckdb"))
         count = int(rows[0][-1]) if rows else 0
@@ -126,7 +147,45 @@ def preview_segment(
         ).order_by(exp.column("member_id", "m")).limit(sample_size)  # fmt: skip
         rows = warehouse.query(render(sample_query, warehouse.dialect))
     sample = [SampleMember(int(r[0]), mask_name(r[1]), r[2], r[3]) for r in rows]
-    return Preview(count=count, sample=sample, elapsed_ms=_ms_since(started))
+    return Preview(
+        count=count, sample=sample, elapsed_ms=_ms_since(started), answered_by=answered_by
+    )
+
+
+def _bitmap_members(
+    definition: Definition,
+    warehouse: Warehouse,
+    orders: OrderSources,
+    *,
+    now: datetime,
+    session: Session | None,
+    timezone: ZoneInfo,
+) -> BitMap | None:
+    """The segment's members from the member bitmap index (segments/bitmaps.py); None when
+    the index is not current or answers no leaf of the tree (SQL alone is then better)."""
+    condition = parse_definition(definition) if isinstance(definition, dict) else definition
+    if not answers_any(condition) or not member_bitmaps_current(warehouse):
+        return None
+
+    def sql_members(leaf: Condition) -> str:
+        query = _compile(leaf, orders, now=now, session=session, timezone=timezone)
+        return render(query, warehouse.dialect)
+
+    return BitmapEvaluation(cast(IndexedWarehouse, warehouse), sql_members).members(condition)
+
+
+def _sample_of(members: BitMap, warehouse: Warehouse, size: int) -> list[tuple[Any, ...]]:
+    """The sample columns of the segment's `size` lowest member ids."""
+    first = first_members(members, size)
+    if not first:
+        return []
+    sample = (
+        exp.select(*[exp.column(c) for c in SAMPLE_COLUMNS])
+        .from_("members")
+        .where(exp.column("member_id").isin(*[exp.Literal.number(i) for i in first]))
+        .order_by("member_id")
+    )
+    return warehouse.query(render(sample, warehouse.dialect))
 
 
 def _count_and_sample(query: exp.Select, sample_size: int) -> exp.Select:

@@ -70,6 +70,12 @@ class DuckDBWarehouse:
     def query(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, parameters or []).fetchall()
 
+    def first_column(self, sql: str, parameters: Sequence[Any] | None = None) -> Any:
+        """A query's first column as one NumPy array: millions of member ids without a Python
+        object each (segment bitmaps are built from it)."""
+        result = self.connection.execute(sql, parameters or []).fetchnumpy()
+        return next(iter(result.values()))
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()

@@ -17,6 +17,9 @@ second copy would fail loudly, not pass silently).
   removals propagate too. A change stamped earlier than watermark − overlap (a back-dated
   `--now`) is only seen by `full=True`.
 - stores: a small dimension, replaced whole on every run.
+- the member bitmap index (segment previews): each batch that rewrites members or tags updates
+  their bitmaps in its transaction; the end of a run rebuilds it only when absent or stale
+  (warehouse/member_bitmaps.py).
 Every copied member id is appended to `member_changes` with the run's sequence number so
 profiles can recompute only touched members.
 """
@@ -42,6 +45,12 @@ from siyu.staff.warehouse_owners import sync_member_owners
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
+from siyu.warehouse.member_bitmaps import (
+    apply_member_changes,
+    ensure_member_bitmaps,
+    index_current,
+    note_member_write,
+)
 from siyu.warehouse.order_totals import (
     count_lines,
     ensure_order_totals,
@@ -98,6 +107,7 @@ def sync_all(
         copy_member_coupons(session, warehouse)  # coupon states for segments (issue #7)
     sync_member_owners(session_factory=session_factory, warehouse=warehouse)  # issue #8
     ensure_order_totals(warehouse)  # segments read order totals (warehouse/order_totals.py)
+    ensure_member_bitmaps(warehouse)  # segment previews read it (warehouse/member_bitmaps.py)
     return result
 
 
@@ -296,6 +306,7 @@ class _Run:
                 }
             )
             with _warehouse_transaction(self.warehouse) as connection:
+                indexed = index_current(connection)
                 connection.register("_merge_map", batch)
                 try:
                     for table in ("order_lines", "events", "order_totals"):
@@ -311,6 +322,8 @@ class _Run:
                 finally:
                     connection.unregister("_merge_map")
                 restat_members(connection, [*mapping, *survivors])
+                note_member_write(connection)
+                apply_member_changes(connection, list(mapping), was_current=indexed)
                 self._note_changes(connection, survivors)
                 self._set_watermark(connection, "member_merges", merges[-1].id)
             self.result.merges += len(merges)
@@ -348,6 +361,7 @@ class _Run:
         gone = [m.id for m in members if m.merged_into_id is not None]
         tags = self._tags_of([m.id for m in live])
         with _warehouse_transaction(self.warehouse) as connection:
+            indexed = index_current(connection)
             changed = self._changed_members(connection, live)
             if live:
                 self._insert_arrow(connection, "members", _member_batch(live), "INSERT OR REPLACE")
@@ -376,6 +390,8 @@ class _Run:
                     }
                 )
                 self._insert_arrow(connection, "member_tags", batch, "INSERT")
+            note_member_write(connection)
+            apply_member_changes(connection, [m.id for m in members], was_current=indexed)
             self._note_changes(connection, changed)
             if watermark_name:
                 newest = max(_micros(m.updated_at) for m in members)

@@ -190,7 +190,7 @@
         countEl.textContent = res.body.count.toLocaleString();
         countEl.setAttribute("data-count", String(res.body.count));
         countEl.classList.remove("stale");
-        msEl.textContent = res.body.elapsed_ms + " ms";
+        msEl.textContent = res.body.elapsed_ms + " ms · " + (res.body.answered_by || "SQL");
         sampleEl.textContent = "";
         res.body.sample.forEach(function (m) {
           sampleEl.appendChild(el("tr", {}, [el("td", {text: String(m.member_id)}), el("td", {text: m.name}),

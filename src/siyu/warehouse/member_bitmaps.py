@@ -1,0 +1,251 @@
+"""`member_bitmaps`: the member bitmap index of the DuckDB warehouse (ADR 0005).
+
+One roaring bitmap of member ids per indexed value — each value of `gender`, `store_code` and
+`channel` (NULL included, as a row whose value is NULL), each tag — and one of every member
+(`universe`). Segment previews answer attribute and tag conditions from it with bitmap algebra
+instead of scanning and joining member sets (segments/bitmaps.py); the bitmap 圈人 of
+ClickHouse-based platforms, here on DuckDB.
+
+Kept by the sync: each batch that rewrites members or tags updates the bitmaps of those
+members in the batch's own transaction (`apply_member_changes`: every bitmap loses them, their
+new rows add them back), so a 10M-member index is not rebuilt for one changed member; the end
+of a run rebuilds it whole only when it is absent or stale (`ensure_member_bitmaps`).
+The guard: every sync write to `members` or `member_tags` bumps
+`sync_state['members_generation']` in its own transaction, and the index records the
+generation and the two tables' row counts it matches. Readers use it only while all three
+still match, so after rows were written outside the sync (tests, a hand repair) a preview
+falls back to SQL: slower, never stale.
+
+Decision: bitmaps are 32-bit (pyroaring `BitMap`, the faster kind); a warehouse holding a member
+id ≥ 2^32 is not indexed and previews use SQL.
+"""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import pyarrow as pa
+from pyroaring import BitMap
+
+TABLE = "member_bitmaps"
+INDEXED_COLUMNS = ("gender", "store_code", "channel")
+TAG = "tag"
+UNIVERSE = "universe"
+GENERATION = "members_generation"  # sync_state: bumped by every sync write to members/tags
+_BUILT = (
+    (
+        "member_bitmaps.generation",
+        f"(SELECT max(watermark) FROM sync_state WHERE name = '{GENERATION}')",
+    ),
+    ("member_bitmaps.members", "(SELECT count(*) FROM members)"),
+    ("member_bitmaps.tags", "(SELECT count(*) FROM member_tags)"),
+)
+_MAX_ID = 2**32 - 1
+
+
+class DuckDBWarehouse(Protocol):
+    """The DuckDB warehouse (warehouse/duckdb.py): the index is built on its connection."""
+
+    dialect: str
+
+    @property
+    def connection(self) -> Any: ...
+
+    def query(self, sql: str, parameters: Sequence[Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+
+def note_member_write(connection: Any) -> None:
+    """Bump the generation; call inside the transaction that writes members or tags."""
+    connection.execute(
+        "INSERT INTO sync_state (name, watermark) VALUES (?, 1) "
+        "ON CONFLICT (name) DO UPDATE SET watermark = sync_state.watermark + 1",
+        [GENERATION],
+    )
+
+
+def member_bitmaps_current(warehouse: Any) -> bool:
+    """Whether the index matches the members and tags in the warehouse now (always False on
+    an engine other than DuckDB: the index is DuckDB's)."""
+    if getattr(warehouse, "dialect", None) != "duckdb":
+        return False
+    return index_current(warehouse.connection)
+
+
+def index_current(connection: Any) -> bool:
+    """The guard, read on a connection (inside the caller's transaction, if any)."""
+    names = ", ".join(f"'{name}'" for name, _ in _BUILT)
+    now = ", ".join(f"coalesce({sql}, 0)" for _, sql in _BUILT)
+    built = ", ".join(
+        f"(SELECT max(watermark) FROM sync_state WHERE name = '{name}')" for name, _ in _BUILT
+    )
+    rows = connection.execute(
+        f"SELECT [{now}] = [{built}], (SELECT count(*) FROM sync_state WHERE name IN ({names}))"
+    ).fetchall()
+    return bool(rows[0][0]) and int(rows[0][1]) == len(_BUILT)
+
+
+def ensure_member_bitmaps(warehouse: DuckDBWarehouse) -> bool:
+    """Rebuild the index unless it is current; whether it is usable afterwards."""
+    if member_bitmaps_current(warehouse):
+        return True
+    return rebuild_member_bitmaps(warehouse) is not None
+
+
+def rebuild_member_bitmaps(warehouse: DuckDBWarehouse) -> int | None:
+    """Build the whole index from `members` and `member_tags`; the number of bitmaps, or None
+    when a member id does not fit 32 bits (the index is then dropped: previews use SQL)."""
+    connection = warehouse.connection
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        _forget_guard(connection)
+        highest = connection.execute("SELECT max(member_id) FROM members").fetchall()[0][0]
+        if highest is not None and int(highest) > _MAX_ID:
+            connection.execute("COMMIT")
+            return None
+        rows = list(_bitmaps(connection))
+        connection.execute(f"CREATE TABLE {TABLE} (dimension VARCHAR, value VARCHAR, members BLOB)")
+        _insert(connection, rows)
+        _record_guard(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return len(rows)
+
+
+def apply_member_changes(connection: Any, member_ids: Sequence[int], *, was_current: bool) -> None:
+    """Bring the index up to date with the rewritten members and tags of `member_ids`, inside
+    the sync's transaction that rewrote them (after `note_member_write`).
+
+    Only an index that was current before the write is updated (`was_current`, read at the
+    start of the transaction); a stale or absent one is left for `ensure_member_bitmaps` at
+    the end of the sync to rebuild whole. Every bitmap loses the changed ids, which are then
+    added back where their new rows say (a merged-away member is in none)."""
+    if not was_current or not member_ids:
+        return
+    if max(member_ids) > _MAX_ID:
+        _forget_guard(connection)  # not indexable any more: the end of the sync drops it
+        return
+    changed = BitMap(member_ids)
+    bitmaps: dict[tuple[str, str | None], BitMap] = {}
+    touched: set[tuple[str, str | None]] = set()
+    for dimension, value, blob in connection.execute(
+        f"SELECT dimension, value, members FROM {TABLE}"
+    ).fetchall():
+        bitmap = BitMap.deserialize(blob)
+        if bitmap.intersect(changed):
+            bitmap -= changed
+            touched.add((dimension, value))
+        bitmaps[(dimension, value)] = bitmap
+    connection.register("_bitmap_ids", pa.table({"member_id": pa.array(member_ids, pa.int64())}))
+    try:
+        selects = [f"SELECT '{UNIVERSE}', '', member_id FROM members"] + [
+            f"SELECT '{column}', {column}, member_id FROM members" for column in INDEXED_COLUMNS
+        ]
+        live = " UNION ALL ".join(
+            f"{sql} WHERE member_id IN (SELECT member_id FROM _bitmap_ids)" for sql in selects
+        )
+        tags = (
+            f"SELECT '{TAG}', tag, member_id FROM member_tags "
+            "WHERE member_id IN (SELECT member_id FROM _bitmap_ids) "
+            "AND member_id IN (SELECT member_id FROM members)"
+        )
+        for dimension, value, member_id in connection.execute(
+            f"{live} UNION ALL {tags}"
+        ).fetchall():
+            bitmaps.setdefault((dimension, value), BitMap()).add(member_id)
+            touched.add((dimension, value))
+    finally:
+        connection.unregister("_bitmap_ids")
+    for dimension, value in touched:
+        connection.execute(
+            f"DELETE FROM {TABLE} WHERE dimension = ? AND value IS NOT DISTINCT FROM ?",
+            [dimension, value],
+        )
+    _insert(
+        connection,
+        [
+            (d, v, _serialized_bitmap(bitmaps[(d, v)]))
+            for d, v in sorted(touched, key=str)
+            if bitmaps[(d, v)]
+        ],
+    )
+    _record_guard(connection)
+
+
+def _insert(connection: Any, rows: Sequence[tuple[str, str | None, bytes]]) -> None:
+    if not rows:
+        return
+    block = pa.table(
+        {
+            "dimension": pa.array([row[0] for row in rows], pa.string()),
+            "value": pa.array([row[1] for row in rows], pa.string()),
+            "members": pa.array([row[2] for row in rows], pa.binary()),
+        }
+    )
+    connection.register("_bitmap_rows", block)
+    try:
+        connection.execute(
+            f"INSERT INTO {TABLE} SELECT dimension, value, members FROM _bitmap_rows"
+        )
+    finally:
+        connection.unregister("_bitmap_rows")
+
+
+def _forget_guard(connection: Any) -> None:
+    names = [name for name, _ in _BUILT]
+    connection.execute(
+        f"DELETE FROM sync_state WHERE name IN ({', '.join('?' for _ in names)})", names
+    )
+
+
+def _record_guard(connection: Any) -> None:
+    _forget_guard(connection)
+    for name, sql in _BUILT:
+        connection.execute(
+            f"INSERT INTO sync_state (name, watermark) SELECT ?, coalesce({sql}, 0)", [name]
+        )
+
+
+def _bitmaps(connection: Any) -> Iterator[tuple[str, str | None, bytes]]:
+    """(dimension, value, serialized bitmap) for every indexed value, universe first."""
+    yield from _grouped(connection, UNIVERSE, "SELECT '' AS value, member_id FROM members")
+    for column in INDEXED_COLUMNS:
+        yield from _grouped(connection, column, f"SELECT {column} AS value, member_id FROM members")
+    yield from _grouped(
+        connection,
+        TAG,
+        "SELECT tag AS value, member_id FROM member_tags "
+        "WHERE member_id IN (SELECT member_id FROM members)",
+    )
+
+
+def _grouped(
+    connection: Any, dimension: str, select: str
+) -> Iterator[tuple[str, str | None, bytes]]:
+    """One query per dimension: each value's member ids as one list, turned into a bitmap
+    from the list's flat buffer (no Python object per member)."""
+    table = connection.sql(
+        f"SELECT value, list(member_id) AS ids FROM ({select}) GROUP BY value"
+    ).to_arrow_table()
+    values = table.column("value").to_pylist()
+    lists = table.column("ids").combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    flat = lists.values.to_numpy().astype("uint32")
+    for position, value in enumerate(values):
+        ids = flat[offsets[position] : offsets[position + 1]]
+        yield dimension, value, _serialized(ids)
+
+
+def _serialized(ids: Any) -> bytes:
+    buffer = array.array("I")
+    buffer.frombytes(ids.tobytes())  # both native byte order
+    return _serialized_bitmap(BitMap(buffer))
+
+
+def _serialized_bitmap(bitmap: BitMap) -> bytes:
+    bitmap.run_optimize()
+    return bytes(bitmap.serialize())
