@@ -365,7 +365,9 @@ def bench_previews(
                 lambda d=definition: _preview(warehouse, d),  # type: ignore[misc]
                 args.repeat,
             )
-            row = f"{name:<22} {answered_by_index(definition):<18} {preview.count:>9,} {ours_s:>9.3f}"
+            row = (
+                f"{name:<22} {answered_by_index(definition):<18} {preview.count:>9,} {ours_s:>9.3f}"
+            )
             agree = True
             if chdb is not None:
                 ch_s, ch_preview = median_seconds(

@@ -532,6 +532,12 @@ def _compare(
     return binary[op](column, literal(value))
 
 
+def attribute_test(condition: AttrCondition, *, now: datetime, timezone: ZoneInfo) -> exp.Expr:
+    """The WHERE test of one attribute leaf over `members AS m` (the bitmap index applies a
+    birthday or age test to its indexed birthdays, segments/bitmaps.py)."""
+    return _attribute(condition, CompileContext(now=now, timezone=timezone))
+
+
 def value_test(column: exp.Expr, op: Op, value: Any) -> exp.Expr:
     """The SQL test of a text value, as attribute conditions apply it (the bitmap index
     applies it to its indexed values, segments/bitmaps.py)."""

@@ -31,7 +31,7 @@ from siyu.segments.bitmaps import (
     BitmapEvaluation,
     IndexedWarehouse,
     answered_by_index,
-    answers_any,
+    cache_for,
     first_members,
 )
 from siyu.segments.compiler import compile_segment, count_query, render
@@ -56,7 +56,7 @@ from siyu.segments.schemas import (
     Schedule,
     SegmentRead,
 )
-from siyu.warehouse.member_bitmaps import member_bitmaps_current
+from siyu.warehouse.member_bitmaps import index_state
 from siyu.warehouse.order_totals import MemberOrderStats, member_order_stats
 
 SAMPLE_SIZE = 10
@@ -103,12 +103,14 @@ def count_members(
 ) -> int:
     """How many members the segment holds at `now` (counted in the warehouse, from the member
     bitmap index when it answers part of the tree)."""
-    orders = order_sources(warehouse)
+    condition = parse_definition(definition) if isinstance(definition, dict) else definition
+    answered_by = answered_by_index(condition) if warehouse.dialect == "duckdb" else "SQL"
     members = _bitmap_members(
-        definition, warehouse, orders, now=now, session=session, timezone=timezone
+        condition, answered_by, warehouse, now=now, session=session, timezone=timezone
     )
     if members is not None:
         return len(members)
+    orders = order_sources(warehouse)
     query = count_query(_compile(definition, orders, now=now, session=session, timezone=timezone))
     return int(warehouse.query(render(query, warehouse.dialect))[0][0])
 
@@ -124,68 +126,92 @@ def preview_segment(
 ) -> Preview:
     """The count and a masked sample of the first members, as the builder shows while editing."""
     started = time.perf_counter()
-    orders = order_sources(warehouse)
+    condition = parse_definition(definition) if isinstance(definition, dict) else definition
+    answered_by = answered_by_index(condition) if warehouse.dialect == "duckdb" else "SQL"
     members = _bitmap_members(
-        definition, warehouse, orders, now=now, session=session, timezone=timezone
+        condition, answered_by, warehouse, now=now, session=session, timezone=timezone
     )
-    answered_by = "SQL"
     if members is not None:
         count, rows = len(members), _sample_of(members, warehouse, sample_size)
-        answered_by = answered_by_index(definition)
-    elif warehouse.dialect == "duckdb":
-        query = _compile(definition, orders, now=now, session=session, timezone=timezone)
-        rows = warehouse.query(render(_count_and_sample(query, sample_size), "duckdb"))
-        count = int(rows[0][-1]) if rows else 0
     else:
-        # ClickHouse inlines CTEs, so a shared one would run twice anyway: two queries, the
-        # sample from the segment's own WHERE (no second pass over the segment).
-        query = _compile(definition, orders, now=now, session=session, timezone=timezone)
-        count = int(warehouse.query(render(count_query(query), warehouse.dialect))[0][0])
-        sample_query = _compile(
-            definition, orders, now=now, session=session, timezone=timezone,
-            columns=SAMPLE_COLUMNS,
-        ).order_by(exp.column("member_id", "m")).limit(sample_size)  # fmt: skip
-        rows = warehouse.query(render(sample_query, warehouse.dialect))
+        answered_by = "SQL"
+        count, rows = _sql_preview(
+            condition, warehouse, now=now, session=session, timezone=timezone,
+            sample_size=sample_size,
+        )  # fmt: skip
     sample = [SampleMember(int(r[0]), mask_name(r[1]), r[2], r[3]) for r in rows]
     return Preview(
         count=count, sample=sample, elapsed_ms=_ms_since(started), answered_by=answered_by
     )
 
 
-def _bitmap_members(
-    definition: Definition,
+def _sql_preview(
+    condition: Condition,
     warehouse: Warehouse,
-    orders: OrderSources,
+    *,
+    now: datetime,
+    session: Session | None,
+    timezone: ZoneInfo,
+    sample_size: int,
+) -> tuple[int, list[tuple[Any, ...]]]:
+    """Count and sample rows (SAMPLE_COLUMNS first) from the compiled SQL."""
+    orders = order_sources(warehouse)
+    query = _compile(condition, orders, now=now, session=session, timezone=timezone)
+    if warehouse.dialect == "duckdb":
+        rows = warehouse.query(render(_count_and_sample(query, sample_size), "duckdb"))
+        return (int(rows[0][-1]) if rows else 0), rows
+    # ClickHouse inlines CTEs, so a shared one would run twice anyway: two queries, the
+    # sample from the segment's own WHERE (no second pass over the segment).
+    count = int(warehouse.query(render(count_query(query), warehouse.dialect))[0][0])
+    sample_query = _compile(
+        condition, orders, now=now, session=session, timezone=timezone, columns=SAMPLE_COLUMNS
+    ).order_by(exp.column("member_id", "m")).limit(sample_size)  # fmt: skip
+    return count, warehouse.query(render(sample_query, warehouse.dialect))
+
+
+def _bitmap_members(
+    condition: Condition,
+    answered_by: str,
+    warehouse: Warehouse,
     *,
     now: datetime,
     session: Session | None,
     timezone: ZoneInfo,
 ) -> BitMap | None:
     """The segment's members from the member bitmap index (segments/bitmaps.py); None when
-    the index is not current or answers no leaf of the tree (SQL alone is then better)."""
-    condition = parse_definition(definition) if isinstance(definition, dict) else definition
-    if not answers_any(condition) or not member_bitmaps_current(warehouse):
+    SQL alone answers the tree better (`answered_by`, from `answered_by_index`) or the index
+    is not current."""
+    if answered_by == "SQL" or warehouse.dialect != "duckdb":
         return None
+    indexed = cast(IndexedWarehouse, warehouse)
+    state = index_state(indexed.connection)
+    if state is None:
+        return None
+    orders: list[OrderSources] = []  # looked up on the first SQL leaf only
 
     def sql_members(leaf: Condition) -> str:
-        query = _compile(leaf, orders, now=now, session=session, timezone=timezone)
+        if not orders:
+            orders.append(order_sources(warehouse))
+        query = _compile(leaf, orders[0], now=now, session=session, timezone=timezone)
         return render(query, warehouse.dialect)
 
-    return BitmapEvaluation(cast(IndexedWarehouse, warehouse), sql_members).members(condition)
+    evaluation = BitmapEvaluation(
+        indexed, sql_members, now=now, timezone=timezone, cache=cache_for(warehouse, state)
+    )
+    return evaluation.members(condition)
 
 
 def _sample_of(members: BitMap, warehouse: Warehouse, size: int) -> list[tuple[Any, ...]]:
-    """The sample columns of the segment's `size` lowest member ids."""
+    """The sample columns of the segment's `size` lowest member ids (ids as parameters)."""
     first = first_members(members, size)
     if not first:
         return []
-    sample = (
-        exp.select(*[exp.column(c) for c in SAMPLE_COLUMNS])
-        .from_("members")
-        .where(exp.column("member_id").isin(*[exp.Literal.number(i) for i in first]))
-        .order_by("member_id")
+    marks = ", ".join("?" for _ in first)
+    return warehouse.query(
+        f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM members WHERE member_id IN ({marks}) "
+        "ORDER BY member_id",
+        first,
     )
-    return warehouse.query(render(sample, warehouse.dialect))
 
 
 def _count_and_sample(query: exp.Select, sample_size: int) -> exp.Select:

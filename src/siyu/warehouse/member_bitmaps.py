@@ -30,10 +30,17 @@ import pyarrow as pa
 from pyroaring import BitMap
 
 TABLE = "member_bitmaps"
-INDEXED_COLUMNS = ("gender", "store_code", "channel")
+INDEXED_COLUMNS = ("gender", "store_code", "channel", "birthday")
 TAG = "tag"
 UNIVERSE = "universe"
+# The value each member is indexed under, per dimension (a birthday as its ISO date text).
+_MEMBER_VALUES = {
+    UNIVERSE: "''",
+    **{column: column for column in INDEXED_COLUMNS if column != "birthday"},
+    "birthday": "CAST(birthday AS VARCHAR)",
+}
 GENERATION = "members_generation"  # sync_state: bumped by every sync write to members/tags
+# What the index was built from, recorded in sync_state (name, how to count it now).
 _BUILT = (
     (
         "member_bitmaps.generation",
@@ -70,20 +77,31 @@ def member_bitmaps_current(warehouse: Any) -> bool:
     an engine other than DuckDB: the index is DuckDB's)."""
     if getattr(warehouse, "dialect", None) != "duckdb":
         return False
-    return index_current(warehouse.connection)
+    return index_state(warehouse.connection) is not None
 
 
 def index_current(connection: Any) -> bool:
     """The guard, read on a connection (inside the caller's transaction, if any)."""
-    names = ", ".join(f"'{name}'" for name, _ in _BUILT)
-    now = ", ".join(f"coalesce({sql}, 0)" for _, sql in _BUILT)
-    built = ", ".join(
-        f"(SELECT max(watermark) FROM sync_state WHERE name = '{name}')" for name, _ in _BUILT
+    return index_state(connection) is not None
+
+
+def index_state(connection: Any) -> tuple[int, ...] | None:
+    """What the index matches (generation, members, tags) when it is current, else None:
+    readers key what they cache of it on this. Two small queries (one combined query with
+    six subqueries plans slower than both)."""
+    names = [name for name, _ in _BUILT]
+    recorded = dict(
+        connection.execute(
+            f"SELECT name, watermark FROM sync_state WHERE name IN ({', '.join('?' * 4)})",
+            [GENERATION, *names],
+        ).fetchall()
     )
-    rows = connection.execute(
-        f"SELECT [{now}] = [{built}], (SELECT count(*) FROM sync_state WHERE name IN ({names}))"
-    ).fetchall()
-    return bool(rows[0][0]) and int(rows[0][1]) == len(_BUILT)
+    members, tags = connection.execute(
+        "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM member_tags)"
+    ).fetchall()[0]
+    now = (recorded.get(GENERATION, 0), members, tags)
+    built = tuple(recorded.get(name) for name in names)
+    return now if now == built else None
 
 
 def ensure_member_bitmaps(warehouse: DuckDBWarehouse) -> bool:
@@ -108,6 +126,7 @@ def rebuild_member_bitmaps(warehouse: DuckDBWarehouse) -> int | None:
         rows = list(_bitmaps(connection))
         connection.execute(f"CREATE TABLE {TABLE} (dimension VARCHAR, value VARCHAR, members BLOB)")
         _insert(connection, rows)
+        note_member_write(connection)  # a new state: what readers cached of the old is dropped
         _record_guard(connection)
     except BaseException:
         connection.execute("ROLLBACK")
@@ -116,36 +135,60 @@ def rebuild_member_bitmaps(warehouse: DuckDBWarehouse) -> int | None:
     return len(rows)
 
 
-def apply_member_changes(connection: Any, member_ids: Sequence[int], *, was_current: bool) -> None:
+Key = tuple[str, str | None]  # (dimension, value) of one bitmap
+
+
+def held_bitmaps(connection: Any, member_ids: Sequence[int]) -> set[Key] | None:
+    """The bitmaps `member_ids` are in now, read from their rows BEFORE the sync rewrites them
+    (same transaction); None when the index is not current (then nothing is updated: the end
+    of the sync rebuilds it)."""
+    if not member_ids or not index_current(connection):
+        return None
+    return {(d, v) for d, v, _ in _rows_of(connection, member_ids)}
+
+
+def apply_member_changes(
+    connection: Any, member_ids: Sequence[int], *, held: set[Key] | None
+) -> None:
     """Bring the index up to date with the rewritten members and tags of `member_ids`, inside
     the sync's transaction that rewrote them (after `note_member_write`).
 
-    Only an index that was current before the write is updated (`was_current`, read at the
-    start of the transaction); a stale or absent one is left for `ensure_member_bitmaps` at
-    the end of the sync to rebuild whole. Every bitmap loses the changed ids, which are then
-    added back where their new rows say (a merged-away member is in none)."""
-    if not was_current or not member_ids:
+    `held` is what `held_bitmaps` read before the write: those bitmaps lose the members, and
+    the bitmaps their new rows name gain them (a merged-away member is in none). Only the
+    bitmaps involved are read and rewritten, so one changed member costs a few bitmaps, not
+    the index. `held` None (the index was stale or absent) leaves it to `ensure_member_bitmaps`
+    at the end of the sync."""
+    if held is None or not member_ids:
         return
     if max(member_ids) > _MAX_ID:
         _forget_guard(connection)  # not indexable any more: the end of the sync drops it
         return
-    changed = BitMap(member_ids)
-    bitmaps: dict[tuple[str, str | None], BitMap] = {}
-    touched: set[tuple[str, str | None]] = set()
-    for dimension, value, blob in connection.execute(
-        f"SELECT dimension, value, members FROM {TABLE}"
-    ).fetchall():
-        bitmap = BitMap.deserialize(blob)
-        if bitmap.intersect(changed):
-            bitmap -= changed
-            touched.add((dimension, value))
-        bitmaps[(dimension, value)] = bitmap
+    rows = _rows_of(connection, member_ids)
+    touched = held | {(d, v) for d, v, _ in rows}
+    bitmaps = _read(connection, touched)
+    for key in held:
+        bitmaps[key] -= BitMap(member_ids)
+    for dimension, value, member_id in rows:
+        bitmaps[(dimension, value)].add(member_id)
+    for dimension, value in touched:
+        connection.execute(
+            f"DELETE FROM {TABLE} WHERE dimension = ? AND value IS NOT DISTINCT FROM ?",
+            [dimension, value],
+        )
+    kept = sorted((key for key in touched if bitmaps[key]), key=str)
+    _insert(connection, [(d, v, _serialized_bitmap(bitmaps[(d, v)])) for d, v in kept])
+    _record_guard(connection)
+
+
+def _rows_of(connection: Any, member_ids: Sequence[int]) -> list[tuple[str, str | None, int]]:
+    """(dimension, value, member id) of every bitmap the members' current rows put them in."""
     connection.register("_bitmap_ids", pa.table({"member_id": pa.array(member_ids, pa.int64())}))
     try:
-        selects = [f"SELECT '{UNIVERSE}', '', member_id FROM members"] + [
-            f"SELECT '{column}', {column}, member_id FROM members" for column in INDEXED_COLUMNS
+        selects = [
+            f"SELECT '{dimension}', {value}, member_id FROM members"
+            for dimension, value in _MEMBER_VALUES.items()
         ]
-        live = " UNION ALL ".join(
+        members = " UNION ALL ".join(
             f"{sql} WHERE member_id IN (SELECT member_id FROM _bitmap_ids)" for sql in selects
         )
         tags = (
@@ -153,27 +196,30 @@ def apply_member_changes(connection: Any, member_ids: Sequence[int], *, was_curr
             "WHERE member_id IN (SELECT member_id FROM _bitmap_ids) "
             "AND member_id IN (SELECT member_id FROM members)"
         )
-        for dimension, value, member_id in connection.execute(
-            f"{live} UNION ALL {tags}"
-        ).fetchall():
-            bitmaps.setdefault((dimension, value), BitMap()).add(member_id)
-            touched.add((dimension, value))
+        return [tuple(row) for row in connection.execute(f"{members} UNION ALL {tags}").fetchall()]
     finally:
         connection.unregister("_bitmap_ids")
-    for dimension, value in touched:
-        connection.execute(
-            f"DELETE FROM {TABLE} WHERE dimension = ? AND value IS NOT DISTINCT FROM ?",
-            [dimension, value],
-        )
-    _insert(
-        connection,
-        [
-            (d, v, _serialized_bitmap(bitmaps[(d, v)]))
-            for d, v in sorted(touched, key=str)
-            if bitmaps[(d, v)]
-        ],
+
+
+def _read(connection: Any, keys: set[Key]) -> dict[Key, BitMap]:
+    """The stored bitmaps of `keys` (an empty one for a key not stored yet)."""
+    found: dict[Key, BitMap] = {key: BitMap() for key in keys}
+    block = pa.table(
+        {
+            "dimension": pa.array([key[0] for key in keys], pa.string()),
+            "value": pa.array([key[1] for key in keys], pa.string()),
+        }
     )
-    _record_guard(connection)
+    connection.register("_bitmap_keys", block)
+    try:
+        for dimension, value, blob in connection.execute(
+            f"SELECT b.dimension, b.value, b.members FROM {TABLE} b JOIN _bitmap_keys k "
+            "ON b.dimension = k.dimension AND b.value IS NOT DISTINCT FROM k.value"
+        ).fetchall():
+            found[(dimension, value)] = BitMap.deserialize(blob)
+    finally:
+        connection.unregister("_bitmap_keys")
+    return found
 
 
 def _insert(connection: Any, rows: Sequence[tuple[str, str | None, bytes]]) -> None:
@@ -212,9 +258,9 @@ def _record_guard(connection: Any) -> None:
 
 def _bitmaps(connection: Any) -> Iterator[tuple[str, str | None, bytes]]:
     """(dimension, value, serialized bitmap) for every indexed value, universe first."""
-    yield from _grouped(connection, UNIVERSE, "SELECT '' AS value, member_id FROM members")
-    for column in INDEXED_COLUMNS:
-        yield from _grouped(connection, column, f"SELECT {column} AS value, member_id FROM members")
+    for dimension, value in _MEMBER_VALUES.items():
+        select = f"SELECT {value} AS value, member_id FROM members"
+        yield from _grouped(connection, dimension, select)
     yield from _grouped(
         connection,
         TAG,

@@ -48,7 +48,7 @@ from siyu.warehouse.duckdb import DuckDBWarehouse
 from siyu.warehouse.member_bitmaps import (
     apply_member_changes,
     ensure_member_bitmaps,
-    index_current,
+    held_bitmaps,
     note_member_write,
 )
 from siyu.warehouse.order_totals import (
@@ -306,7 +306,7 @@ class _Run:
                 }
             )
             with _warehouse_transaction(self.warehouse) as connection:
-                indexed = index_current(connection)
+                held = held_bitmaps(connection, list(mapping))
                 connection.register("_merge_map", batch)
                 try:
                     for table in ("order_lines", "events", "order_totals"):
@@ -323,7 +323,7 @@ class _Run:
                     connection.unregister("_merge_map")
                 restat_members(connection, [*mapping, *survivors])
                 note_member_write(connection)
-                apply_member_changes(connection, list(mapping), was_current=indexed)
+                apply_member_changes(connection, list(mapping), held=held)
                 self._note_changes(connection, survivors)
                 self._set_watermark(connection, "member_merges", merges[-1].id)
             self.result.merges += len(merges)
@@ -361,7 +361,7 @@ class _Run:
         gone = [m.id for m in members if m.merged_into_id is not None]
         tags = self._tags_of([m.id for m in live])
         with _warehouse_transaction(self.warehouse) as connection:
-            indexed = index_current(connection)
+            held = held_bitmaps(connection, [m.id for m in members])
             changed = self._changed_members(connection, live)
             if live:
                 self._insert_arrow(connection, "members", _member_batch(live), "INSERT OR REPLACE")
@@ -391,7 +391,7 @@ class _Run:
                 )
                 self._insert_arrow(connection, "member_tags", batch, "INSERT")
             note_member_write(connection)
-            apply_member_changes(connection, [m.id for m in members], was_current=indexed)
+            apply_member_changes(connection, [m.id for m in members], held=held)
             self._note_changes(connection, changed)
             if watermark_name:
                 newest = max(_micros(m.updated_at) for m in members)

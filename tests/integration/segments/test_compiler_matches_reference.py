@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -482,7 +483,10 @@ def test_bitmap_index_evaluation_on_duckdb_equals_the_reference(
         return render(query, "duckdb")
 
     # When the tree is evaluated with bitmaps (SQL for the leaves the index does not answer)
-    found = BitmapEvaluation(duckdb_warehouse, sql_members).members(condition)
+    evaluation = BitmapEvaluation(
+        duckdb_warehouse, sql_members, now=NOW, timezone=ZoneInfo("Asia/Shanghai")
+    )
+    found = evaluation.members(condition)
     # Then it holds exactly the reference's members
     assert sorted(found) == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
 

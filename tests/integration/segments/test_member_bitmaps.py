@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -144,11 +144,13 @@ def test_a_sync_updates_the_index_in_place_to_what_a_rebuild_gives(siyu: Siyu) -
     common: dict[str, Any] = {"session_factory": siyu.session_factory, "clock": siyu.clock}
     tags_service.tag_member(**common, member_id=zhao, tag="偏好:茶", actor="ops")
     _sync(siyu)
-    # When Wang Fang becomes a man at SH002, Li Na gets the tag, Zhao Min merges into Li Na
+    # When Wang Fang becomes a man at SH002 born 1990-05-01, Li Na gets the tag, Zhao Min
+    # merges into Li Na
     with transaction(siyu.session_factory) as session:
         changed, merged, survivor = (session.get(Member, i) for i in (wang, zhao, li))
         assert changed is not None and merged is not None and survivor is not None
         changed.gender, changed.store_code, changed.updated_at = "M", "SH002", NOW
+        changed.birthday = date(1990, 5, 1)
         op.merge(session, merged=merged, survivor=survivor, at=NOW)
     tags_service.tag_member(**common, member_id=li, tag="偏好:茶", actor="ops")
     _sync(siyu)
@@ -159,3 +161,4 @@ def test_a_sync_updates_the_index_in_place_to_what_a_rebuild_gives(siyu: Siyu) -
     assert updated == _index(siyu)
     assert updated[("tag", "偏好:茶")] == [li]
     assert updated[("gender", "M")] == [wang]
+    assert updated[("birthday", "1990-05-01")] == [wang]
