@@ -120,6 +120,17 @@ def test_api_previews_a_count_and_a_masked_sample(api: TestClient) -> None:
     assert again.json()["count"] == 1
 
 
+def test_api_preview_says_it_was_answered_from_the_bitmap_index(api: TestClient) -> None:
+    # Given a synced warehouse (the sync keeps the member bitmap index)
+    api.post("/api/segments/preview", params={"sync": True}, json={"definition": MEN})
+    # When an attribute segment and a behaviour segment are previewed
+    men = api.post("/api/segments/preview", json={"definition": MEN}).json()
+    buyers = api.post("/api/segments/preview", json={"definition": REPEAT_BUYERS}).json()
+    # Then the first came from bitmaps, the second from SQL, with the same kind of answer
+    assert (men["count"], men["answered_by"]) == (1, "bitmap index")
+    assert (buyers["count"], buyers["answered_by"]) == (1, "SQL")
+
+
 def test_api_answers_422_with_the_problems_of_a_bad_definition(api: TestClient) -> None:
     answer = api.post("/api/segments/preview", json={"definition": {"all": [{"tag": ""}]}})
     assert answer.status_code == 422
