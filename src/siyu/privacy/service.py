@@ -44,6 +44,7 @@ from siyu.identity.errors import MemberNotFoundError
 from siyu.identity.models import Identity, IdentityObservation, Member, MemberRecord
 from siyu.privacy.errors import PrivacyError, PrivacyErrorCode
 from siyu.warehouse.duckdb import DuckDBWarehouse
+from siyu.warehouse.member_bitmaps import apply_member_changes, held_bitmaps, note_member_write
 
 PERSONAL_KEYS = frozenset(
     {"phone", "name", "unionid", "openid", "external_userid", "member_no", "mobile", "email",
@@ -262,7 +263,17 @@ def _erase_warehouse(warehouse: DuckDBWarehouse, *, ids: list[int], values: set[
     connection = warehouse.connection
     marks = ",".join("?" for _ in ids)
     erase = "UPDATE members SET name = NULL, birthday = NULL, gender = 'U' WHERE member_id IN "
-    changed = connection.execute(f"{erase}({marks})", ids).fetchall()
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        # The member bitmap index moves with the rows (their gender and birthday change).
+        held = held_bitmaps(connection, ids)
+        changed = connection.execute(f"{erase}({marks})", ids).fetchall()
+        note_member_write(connection)
+        apply_member_changes(connection, ids, held=held)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
     events = connection.execute(
         f"SELECT event_id, properties FROM events WHERE member_id IN ({marks})",
         ids,

@@ -13,8 +13,11 @@ of a run rebuilds it whole only when it is absent or stale (`ensure_member_bitma
 The guard: every sync write to `members` or `member_tags` bumps
 `sync_state['members_generation']` in its own transaction, and the index records the
 generation and the two tables' row counts it matches. Readers use it only while all three
-still match, so after rows were written outside the sync (tests, a hand repair) a preview
-falls back to SQL: slower, never stale.
+still match, so after rows were added or removed outside the sync (tests, a hand repair) a
+preview falls back to SQL: slower, never stale. A row changed in place keeps the counts, so
+every writer that changes members or tags in place must move the index with it
+(`held_bitmaps` before, `note_member_write` + `apply_member_changes` after, one transaction):
+the sync and PIPL erasure do.
 
 Decision: bitmaps are 32-bit (pyroaring `BitMap`, the faster kind); a warehouse holding a member
 id ≥ 2^32 is not indexed and previews use SQL.

@@ -17,6 +17,7 @@ from siyu.ingest.models import DeadLetter, Event
 from siyu.orders.models import OrderLine
 from siyu.privacy import service
 from siyu.privacy.errors import PrivacyError
+from siyu.segments.service import preview_segment
 from siyu.warehouse.sync import sync_all
 from tests.factories.brand import WangFang, add_member, merge_into, seed_demo_tea
 
@@ -130,3 +131,22 @@ def test_only_hq_may_erase(sqlite_siyu: Siyu) -> None:
             session_factory=sqlite_siyu.session_factory, warehouse=None, clock=sqlite_siyu.clock,
             member_id=persona.member_id, viewer=analyst,
         )  # fmt: skip
+
+
+def test_an_erased_member_leaves_attribute_segments_answered_from_the_index(
+    sqlite_siyu: Siyu,
+) -> None:
+    # Given Wang Fang synced, in the "women" segment the bitmap index answers
+    siyu = sqlite_siyu
+    persona = _seed(siyu)
+    women = {"attr": "gender", "op": "eq", "value": "F"}
+    before = preview_segment(warehouse=siyu.warehouse, definition=women, now=T0)
+    # When she is erased
+    service.erase_member(
+        session_factory=siyu.session_factory, warehouse=siyu.warehouse, clock=siyu.clock,
+        member_id=persona.member_id, viewer=Viewer.system("dpo"),
+    )  # fmt: skip
+    # Then her gender is gone from the index too, which stays current
+    after = preview_segment(warehouse=siyu.warehouse, definition=women, now=T0)
+    assert (before.count, before.answered_by) == (1, "bitmap index")
+    assert (after.count, after.answered_by) == (0, "bitmap index")
