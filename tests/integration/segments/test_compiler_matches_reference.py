@@ -415,6 +415,12 @@ def _reload(warehouse: Warehouse, data: Dataset, orders_table: str) -> MemberOrd
 ORDERS_TABLES = st.sampled_from(["order_totals", "orders"])
 
 
+def _compiled(condition: Condition, orders_table: str, stats: MemberOrderStats | None) -> Any:
+    return compile_segment(
+        condition, now=NOW, resolve=_resolve, orders_table=orders_table, member_stats=stats
+    )
+
+
 def _members(warehouse: Warehouse, sql: str) -> list[int]:
     return sorted(row[0] for row in warehouse.query(sql))
 
@@ -438,10 +444,7 @@ def test_compiled_sql_on_duckdb_equals_the_reference(
     stats = _reload(duckdb_warehouse, data, orders_table)
     condition = parse_definition(definition)
     # When the compiled query runs
-    query = compile_segment(
-        condition, now=NOW, resolve=_resolve, orders_table=orders_table, member_stats=stats
-    )
-    found = _members(duckdb_warehouse, render(query, "duckdb"))
+    found = _members(duckdb_warehouse, render(_compiled(condition, orders_table, stats), "duckdb"))
     # Then it returns exactly the reference's members, each once
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
 
@@ -456,10 +459,9 @@ def test_compiled_sql_on_chdb_equals_the_reference(
 ) -> None:
     stats = _reload(chdb_warehouse, data, orders_table)
     condition = parse_definition(definition)
-    query = compile_segment(
-        condition, now=NOW, resolve=_resolve, orders_table=orders_table, member_stats=stats
+    found = _members(
+        chdb_warehouse, render(_compiled(condition, orders_table, stats), "clickhouse")
     )
-    found = _members(chdb_warehouse, render(query, "clickhouse"))
     assert found == sorted(evaluate(condition, data=data, now=NOW, resolve=_resolve))
 
 
@@ -476,15 +478,12 @@ def test_bitmap_index_evaluation_on_duckdb_equals_the_reference(
     assert rebuild_member_bitmaps(duckdb_warehouse) is not None
     condition = parse_definition(definition)
 
-    def sql_members(leaf: Condition) -> str:
-        query = compile_segment(
-            leaf, now=NOW, resolve=_resolve, orders_table=orders_table, member_stats=stats
-        )
-        return render(query, "duckdb")
-
     # When the tree is evaluated with bitmaps (SQL for the leaves the index does not answer)
     evaluation = BitmapEvaluation(
-        duckdb_warehouse, sql_members, now=NOW, timezone=ZoneInfo("Asia/Shanghai")
+        duckdb_warehouse,
+        lambda leaf: render(_compiled(leaf, orders_table, stats), "duckdb"),
+        now=NOW,
+        timezone=ZoneInfo("Asia/Shanghai"),
     )
     found = evaluation.members(condition)
     # Then it holds exactly the reference's members
