@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,24 +61,27 @@ class IndexedWarehouse(Protocol):
 
 
 class BitmapCache:
-    """The leaf bitmaps read from one state of the index (its guard values), kept across
-    previews: reading a multi-megabyte bitmap out of DuckDB takes ~10 ms, and an operator
-    editing a segment re-previews the same leaves. Least recently used out beyond `size`.
-    Cached bitmaps are frozen: evaluations combine them into new ones, never change them."""
+    """Bitmaps read from one state of the index (its guard values), kept across previews:
+    reading a multi-megabyte bitmap out of DuckDB takes ~10 ms, and an operator editing a
+    segment re-previews the same leaves. Keys are a leaf (its JSON and the evaluation date) or
+    one indexed value; never a leaf that reads another table (region and city read `stores`,
+    which every sync replaces: their store codes are looked up each time, the bitmaps of the
+    codes are cached). Least recently used out beyond `size`. Cached bitmaps are frozen:
+    evaluations combine them into new ones, never change them."""
 
     def __init__(self, state: tuple[int, ...], size: int = 64) -> None:
         self.state = state
         self.size = size
-        self._bitmaps: OrderedDict[str, FrozenBitMap] = OrderedDict()
+        self._bitmaps: OrderedDict[Hashable, FrozenBitMap] = OrderedDict()
 
-    def get(self, sql: str, read: Callable[[], BitMap]) -> FrozenBitMap:
-        found = self._bitmaps.get(sql)
+    def get(self, key: Hashable, read: Callable[[], BitMap]) -> FrozenBitMap:
+        found = self._bitmaps.get(key)
         if found is None:
-            found = self._bitmaps[sql] = FrozenBitMap(read())
+            found = self._bitmaps[key] = FrozenBitMap(read())
             while len(self._bitmaps) > self.size:
                 self._bitmaps.popitem(last=False)
         else:
-            self._bitmaps.move_to_end(sql)
+            self._bitmaps.move_to_end(key)
         return found
 
 
@@ -104,33 +107,53 @@ class BitmapEvaluation:
     timezone: ZoneInfo
     cache: BitmapCache | None = None
 
-    def members(self, condition: Condition) -> BitMap:
+    def members(self, condition: Condition) -> BitMap | FrozenBitMap:
+        """The condition's members. Read-only: it may be a cached bitmap itself (operands are
+        never changed here, every combination builds a new bitmap)."""
         if isinstance(condition, AllOf):
             if not condition.all:
-                return BitMap(self.universe())
-            return BitMap(BitMap.intersection(self.universe(), *map(self.members, condition.all)))
+                return self.universe()
+            return BitMap.intersection(BitMap(self.universe()), *map(self.members, condition.all))
         if isinstance(condition, AnyOf):
             return BitMap.union(BitMap(), *map(self.members, condition.any))
         if isinstance(condition, NotOf):
             return BitMap(self.universe()) - self.members(condition.not_)
-        read = leaf_bitmaps(condition, now=self.now, timezone=self.timezone)
-        if read is None:
+        if not is_indexed(condition):
             return self._from_sql(condition)
-        query, complement = read
-        found = self._read(query)
-        return BitMap(self.universe()) - found if complement else BitMap(found)
+        found, complement = self._leaf(condition)
+        return BitMap(self.universe()) - found if complement else found
 
     def universe(self) -> BitMap | FrozenBitMap:
-        return self._read(_bitmaps_where(exp.column("dimension").eq(UNIVERSE)))
+        return self._value(UNIVERSE, "")
 
-    def _read(self, query: exp.Select) -> BitMap | FrozenBitMap:
-        sql = render(query, "duckdb")
+    def _leaf(self, condition: Condition) -> tuple[BitMap | FrozenBitMap, bool]:
+        if isinstance(condition, AttrCondition) and condition.attr in STORE_DIMENSIONS:
+            query, complement = store_codes(condition)
+            codes = [row[0] for row in self.warehouse.query(render(query, "duckdb"))]
+            found = BitMap.union(BitMap(), *(self._value("store_code", code) for code in codes))
+            return found, complement
 
-        def union() -> BitMap:
-            blobs = [row[0] for row in self.warehouse.query(sql)]
-            return BitMap.union(BitMap(), *(BitMap.deserialize(blob) for blob in blobs))
+        def read() -> BitMap:  # only on a cache miss: building the query costs ~1-2 ms
+            found = leaf_bitmaps(condition, now=self.now, timezone=self.timezone)
+            assert found is not None  # is_indexed said so
+            return self._union(render(found[0], "duckdb"), [])
 
-        return union() if self.cache is None else self.cache.get(sql, union)
+        as_of = self.now.astimezone(self.timezone).date()  # an age depends on it
+        complement = isinstance(condition, TagCondition) and condition.op == Op.NOT_HAS
+        return self._cached(("leaf", condition.model_dump_json(), as_of), read), complement
+
+    def _value(self, dimension: str, value: str) -> BitMap | FrozenBitMap:
+        sql = f"SELECT members FROM {TABLE} WHERE dimension = ? AND value = ?"
+        return self._cached(
+            ("value", dimension, value), lambda: self._union(sql, [dimension, value])
+        )
+
+    def _cached(self, key: Hashable, read: Callable[[], BitMap]) -> BitMap | FrozenBitMap:
+        return read() if self.cache is None else self.cache.get(key, read)
+
+    def _union(self, sql: str, parameters: list[Any]) -> BitMap:
+        blobs = [row[0] for row in self.warehouse.query(sql, parameters)]
+        return BitMap.union(BitMap(), *(BitMap.deserialize(blob) for blob in blobs))
 
     def _from_sql(self, condition: Condition) -> BitMap:
         ids = self.warehouse.first_column(self.sql_members(condition))
@@ -144,7 +167,7 @@ def bitmap_of(ids: Any) -> BitMap:
     return BitMap(buffer)
 
 
-def first_members(bitmap: BitMap, count: int) -> list[int]:
+def first_members(bitmap: BitMap | FrozenBitMap, count: int) -> list[int]:
     """The `count` lowest member ids (a bitmap iterates in order)."""
     found: list[int] = []
     for member_id in bitmap:
@@ -202,7 +225,8 @@ def leaves_of(condition: Condition) -> Iterable[Condition]:
 
 
 def is_indexed(condition: Condition) -> bool:
-    """Whether the index answers this leaf (`leaf_bitmaps` gives its query exactly then)."""
+    """Whether the index answers this leaf (through `leaf_bitmaps`, or `store_codes` for a
+    region or city)."""
     if isinstance(condition, TagCondition):
         return True
     return (
@@ -216,8 +240,8 @@ def leaf_bitmaps(
     condition: Condition, *, now: datetime, timezone: ZoneInfo
 ) -> tuple[exp.Select, bool] | None:
     """The query selecting the bitmaps whose union is the leaf's members, and whether the
-    leaf is their complement; None for a leaf the index does not answer. `now` and `timezone`
-    fix the date an age is counted on."""
+    leaf is their complement; None for a leaf the index does not answer this way (region and
+    city: `store_codes`). `now` and `timezone` fix the date an age is counted on."""
     if not is_indexed(condition):
         return None
     if isinstance(condition, TagCondition):
@@ -235,17 +259,20 @@ def leaf_bitmaps(
         where = exp.and_(exp.column("dimension").eq("birthday"), test)
         return _bitmaps_where(where), False
     if condition.attr in STORE_DIMENSIONS:
-        table, key, column, member_key = DIMENSION_ATTRS[condition.attr]
-        assert member_key == "store_code"
-        complement = condition.op == Op.NOT_EXISTS
-        # Like the compiler: NOT_EXISTS is "not in a store whose column is set".
-        op, value = (Op.EXISTS, None) if complement else (condition.op, condition.value)
-        keys = exp.select(key).from_(table).where(value_test(exp.column(column), op, value))
-        in_stores = exp.column("value").isin(query=keys)
-        where = exp.and_(exp.column("dimension").eq(member_key), in_stores)
-        return _bitmaps_where(where), complement
+        return None  # through `store_codes`: the stores table is read each time
     test = value_test(exp.column("value"), condition.op, condition.value)
     return _bitmaps_where(exp.and_(exp.column("dimension").eq(condition.attr), test)), False
+
+
+def store_codes(condition: AttrCondition) -> tuple[exp.Select, bool]:
+    """For a region or city leaf: the query of the store codes whose members it holds, and
+    whether the leaf is their complement (like the compiler, `not_exists` is "not in a store
+    whose region is set")."""
+    table, key, column, member_key = DIMENSION_ATTRS[condition.attr]
+    assert member_key == "store_code" and condition.op is not None
+    complement = condition.op == Op.NOT_EXISTS
+    op, value = (Op.EXISTS, None) if complement else (condition.op, condition.value)
+    return exp.select(key).from_(table).where(value_test(exp.column(column), op, value)), complement
 
 
 def _indexed_birthday(node: exp.Expr) -> exp.Expr:

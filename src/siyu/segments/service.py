@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pa_parquet
 import sqlalchemy as sa
-from pyroaring import BitMap
+from pyroaring import BitMap, FrozenBitMap
 from sqlalchemy.orm import Session
 from sqlglot import exp
 
@@ -177,7 +177,7 @@ def _bitmap_members(
     now: datetime,
     session: Session | None,
     timezone: ZoneInfo,
-) -> BitMap | None:
+) -> BitMap | FrozenBitMap | None:
     """The segment's members from the member bitmap index (segments/bitmaps.py); None when
     SQL alone answers the tree better (`answered_by`, from `answered_by_index`) or the index
     is not current."""
@@ -201,7 +201,9 @@ def _bitmap_members(
     return evaluation.members(condition)
 
 
-def _sample_of(members: BitMap, warehouse: Warehouse, size: int) -> list[tuple[Any, ...]]:
+def _sample_of(
+    members: BitMap | FrozenBitMap, warehouse: Warehouse, size: int
+) -> list[tuple[Any, ...]]:
     """The sample columns of the segment's `size` lowest member ids (ids as parameters)."""
     first = first_members(members, size)
     if not first:

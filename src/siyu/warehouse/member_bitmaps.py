@@ -90,19 +90,17 @@ def index_current(connection: Any) -> bool:
 
 def index_state(connection: Any) -> tuple[int, ...] | None:
     """What the index matches (generation, members, tags) when it is current, else None:
-    readers key what they cache of it on this. Two small queries (one combined query with
-    six subqueries plans slower than both)."""
+    readers key what they cache of it on this. One query (a preview runs it every time)."""
     names = [name for name, _ in _BUILT]
-    recorded = dict(
-        connection.execute(
-            f"SELECT name, watermark FROM sync_state WHERE name IN ({', '.join('?' * 4)})",
-            [GENERATION, *names],
-        ).fetchall()
-    )
-    members, tags = connection.execute(
-        "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM member_tags)"
-    ).fetchall()[0]
-    now = (recorded.get(GENERATION, 0), members, tags)
+    rows = connection.execute(
+        "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM member_tags), name, "
+        f"watermark FROM sync_state WHERE name IN ({', '.join('?' * 4)})",
+        [GENERATION, *names],
+    ).fetchall()
+    if not rows:
+        return None
+    recorded = {name: watermark for _, _, name, watermark in rows}
+    now = (recorded.get(GENERATION, 0), rows[0][0], rows[0][1])
     built = tuple(recorded.get(name) for name in names)
     return now if now == built else None
 
