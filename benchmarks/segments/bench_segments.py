@@ -102,21 +102,22 @@ at 1-7× (for 20×, women would need ≤ 12 ms and age ≤ 6 ms end to end).
 Session 9 (2026-11-24, a fresh 2-core machine, nothing else running): the member bitmap index
 (ADR 0005). Attribute, tag, birthday/age, region/city leaves are answered from roaring bitmaps
 the sync keeps in the warehouse; trees with no such leaf stay one SQL query; an `any` mixing
-both combines as bitmaps ("answered by" column). "first s" is the first preview of the
-segment in the process (bitmaps not cached yet), "duckdb s" the median of 5 after it. Same
-command, `--pg-timeout 60`; index built from scratch in 4.1 s (16,057 bitmaps, 66 MB):
+both combines as bitmaps. "first s" is the first preview of the
+segment in the process (bitmaps not cached yet), "duck s" the median of 5 after it ("by":
+bitmaps, SQL, or both). Same command, `--pg-timeout 60`; index built from scratch in 4.1 s
+(16,057 bitmaps, 66 MB):
 
-    segment                answered by          members first s  duckdb s  pg lines s   ratio  pg totals s   ratio
-    women                  bitmap index       5,999,643   0.069     0.003       0.149   44.4×        0.142   42.2×
-    age 25-35              bitmap index       2,509,411   0.132     0.003       0.065   20.7×        0.063   19.9×
-    tag                    bitmap index       4,000,658   0.008     0.003       0.261   89.0×        0.245   83.6×
-    tags and/not           bitmap index       1,799,934   0.044     0.005       2.220  462.0×        2.236  465.4×
-    tea ≥2 in 90d          SQL                   55,073   0.253     0.239     >60.000  250.7×        3.818   16.0×
-    spend >500 in 365d     SQL                  849,500   0.954     0.728     >60.000   82.4×        7.147    9.8×
-    nested and/or/not      bitmap index + SQL 2,566,997   1.017     0.850     >60.000   70.6×      >60.000   70.6×
-    silent + region        SQL                1,697,114   0.463     0.358     >60.000  167.6×      >60.000  167.6×
-    mature or growing men  SQL                  326,590   0.200     0.193     >60.000  311.1×      >60.000  311.1×
-    new in 2 stores        SQL                  114,368   0.042     0.033       0.773   23.6×        0.773   23.6×
+    segment               by        members first s duck s pg lines  ratio pg totals  ratio
+    women                 bitmaps 5,999,643   0.069  0.003    0.149  44.4×     0.142  42.2×
+    age 25-35             bitmaps 2,509,411   0.132  0.003    0.065  20.7×     0.063  19.9×
+    tag                   bitmaps 4,000,658   0.008  0.003    0.261  89.0×     0.245  83.6×
+    tags and/not          bitmaps 1,799,934   0.044  0.005    2.220 462.0×     2.236 465.4×
+    tea ≥2 in 90d         SQL        55,073   0.253  0.239  >60.000 250.7×     3.818  16.0×
+    spend >500 in 365d    SQL       849,500   0.954  0.728  >60.000  82.4×     7.147   9.8×
+    nested and/or/not     both    2,566,997   1.017  0.850  >60.000  70.6×   >60.000  70.6×
+    silent + region       SQL     1,697,114   0.463  0.358  >60.000 167.6×   >60.000 167.6×
+    mature or growing men SQL       326,590   0.200  0.193  >60.000 311.1×   >60.000 311.1×
+    new in 2 stores       SQL       114,368   0.042  0.033    0.773  23.6×     0.773  23.6×
     slowest preview 0.850 s, median 0.113 s; vs pg lines: lowest 20.7×, geometric mean 96.2×;
     vs pg totals: lowest 9.8×, geometric mean 58.2×. Every count agrees with PostgreSQL's.
     snapshot of 4,624,879 members: first refresh 1.55 s, second 1.43 s; bitmap 0.79 MB.
