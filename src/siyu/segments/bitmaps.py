@@ -19,6 +19,7 @@ evaluation to the row-by-row reference, as it does the SQL.
 from __future__ import annotations
 
 import array
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
@@ -73,15 +74,19 @@ class BitmapCache:
         self.state = state
         self.size = size
         self._bitmaps: OrderedDict[Hashable, FrozenBitMap] = OrderedDict()
+        self._lock = threading.Lock()  # the API previews from a thread pool
 
     def get(self, key: Hashable, read: Callable[[], BitMap]) -> FrozenBitMap:
-        found = self._bitmaps.get(key)
-        if found is None:
-            found = self._bitmaps[key] = FrozenBitMap(read())
+        with self._lock:
+            found = self._bitmaps.get(key)
+            if found is not None:
+                self._bitmaps.move_to_end(key)
+                return found
+        found = FrozenBitMap(read())  # outside the lock: a slow read must not stall the others
+        with self._lock:
+            self._bitmaps[key] = found
             while len(self._bitmaps) > self.size:
                 self._bitmaps.popitem(last=False)
-        else:
-            self._bitmaps.move_to_end(key)
         return found
 
 
