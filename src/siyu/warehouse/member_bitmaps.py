@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import array
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -171,10 +172,10 @@ def apply_member_changes(
         bitmaps[key] -= BitMap(member_ids)
     for dimension, value, member_id in rows:
         bitmaps[(dimension, value)].add(member_id)
-    for dimension, value in touched:
+    with _keys_table(connection, touched):
         connection.execute(
-            f"DELETE FROM {TABLE} WHERE dimension = ? AND value IS NOT DISTINCT FROM ?",
-            [dimension, value],
+            f"DELETE FROM {TABLE} b USING _bitmap_keys k "
+            "WHERE b.dimension = k.dimension AND b.value IS NOT DISTINCT FROM k.value"
         )
     kept = sorted((key for key in touched if bitmaps[key]), key=str)
     _insert(connection, [(d, v, _serialized_bitmap(bitmaps[(d, v)])) for d, v in kept])
@@ -205,6 +206,19 @@ def _rows_of(connection: Any, member_ids: Sequence[int]) -> list[tuple[str, str 
 def _read(connection: Any, keys: set[Key]) -> dict[Key, BitMap]:
     """The stored bitmaps of `keys` (an empty one for a key not stored yet)."""
     found: dict[Key, BitMap] = {key: BitMap() for key in keys}
+    with _keys_table(connection, keys):
+        for dimension, value, blob in connection.execute(
+            f"SELECT b.dimension, b.value, b.members FROM {TABLE} b JOIN _bitmap_keys k "
+            "ON b.dimension = k.dimension AND b.value IS NOT DISTINCT FROM k.value"
+        ).fetchall():
+            found[(dimension, value)] = BitMap.deserialize(blob)
+    return found
+
+
+@contextmanager
+def _keys_table(connection: Any, keys: set[Key]) -> Iterator[None]:
+    """`keys` as the relation `_bitmap_keys` (one statement for thousands of bitmaps: a batch
+    of 50k members touches most birthdays)."""
     block = pa.table(
         {
             "dimension": pa.array([key[0] for key in keys], pa.string()),
@@ -213,14 +227,9 @@ def _read(connection: Any, keys: set[Key]) -> dict[Key, BitMap]:
     )
     connection.register("_bitmap_keys", block)
     try:
-        for dimension, value, blob in connection.execute(
-            f"SELECT b.dimension, b.value, b.members FROM {TABLE} b JOIN _bitmap_keys k "
-            "ON b.dimension = k.dimension AND b.value IS NOT DISTINCT FROM k.value"
-        ).fetchall():
-            found[(dimension, value)] = BitMap.deserialize(blob)
+        yield
     finally:
         connection.unregister("_bitmap_keys")
-    return found
 
 
 def _insert(connection: Any, rows: Sequence[tuple[str, str | None, bytes]]) -> None:
