@@ -51,6 +51,16 @@ def count_rows(path: Path) -> int:
     return max(lines - 1, 0) if fmt == "csv" else lines
 
 
+def count_lines(path: Path) -> int:
+    """Physical lines of a text file (a last line without a newline counts)."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
 def read_batches(path: Path, *, batch_size: int) -> Iterator[list[SourceRow]]:
     fmt = detect_format(path)
     rows = {"csv": _csv_rows, "ndjson": _ndjson_rows, "parquet": _parquet_rows}[fmt](path)

@@ -1,0 +1,527 @@
+"""The columnar lane of an order import: the common case of a batch validated, hashed and
+resolved to members in DuckDB, set-based, instead of one Python object per line.
+
+The row-by-row path (`validation`, `writer`, `identity.oneid`) stays the definition of what an
+import does. This lane only takes the lines it can prove that path would treat exactly so, and
+hands every other line to it (the *slow* lines), so results never depend on the lane:
+
+- A line is *plain* when every field is already in canonical form (no surrounding whitespace,
+  an amount written as `str(Decimal)` writes it, an ISO timestamp with seconds, a known
+  status, a phone of digits and separators): its values and content hash are computed in SQL
+  and equal, byte for byte, what `validate_order` gives. Anything else goes to the slow lane,
+  which also writes the rejection reasons.
+- A plain line is *settled* when OneID has nothing to decide: every identity value on it
+  already exists, its non-polluted values all belong to one member, the order's stored lines
+  (if any) belong to that member, and every (value, member_no) pair it carries is already on
+  that member_no's member row, so no pollution count can change. Such a line only adds an
+  order line and its identity observations. Every line of an order takes the same lane, so an
+  order is never split between them.
+- Duplicates: a line already stored with the same hash is a duplicate; with another hash it is
+  rejected, as in the slow lane. An order with two lines of the same key in one batch goes to
+  the slow lane.
+
+Decided here: the lane reads CSV (when every physical line is one row, so line numbers are
+exact) and Parquet files whose columns are all strings, on SQLite. NDJSON, other Parquet
+files and PostgreSQL keep the row-by-row path. Naive timestamps take the business time
+zone's offset per local hour, computed in Python; an hour whose offset changes inside it, or
+that is not whole minutes (pre-1900 local mean time), goes to the slow lane. The lane assumes
+the stored pollution flags agree with `max_member_nos`; after lowering it, run
+`siyu identity rebuild` (which recounts them) as before.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from siyu.ingest.readers import SourceRow, count_lines, detect_format
+from siyu.ingest.validation import ORDER_FIELDS
+from siyu.ingest.writer import BatchResult, Rejection
+
+# Python's str.isspace() characters: a field starting or ending with one is not canonical.
+_SPACE = (
+    r"[\t-\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}"
+    r"\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+)
+# Fields joined by \x01: one of them starts or ends with a space.
+_EDGE_SPACE = rf"(^|\x{{01}}){_SPACE}|{_SPACE}(\x{{01}}|$)"
+_INSTANT = (
+    r"^(\d{4})-(\d{2})-(\d{2})[T ]([01]\d|2[0-3]):([0-5]\d):([0-5]\d)"
+    r"(\.\d{3}|\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
+)
+_AMOUNT = r"^(0|[1-9]\d{0,13})(\.\d{1,2})?$"
+_PHONE_CHARS = r"^[0-9+ ()\-]*$"
+_TEXT_FIELDS = (
+    "order_id", "line_no", "member_no", "unionid", "store_code", "channel", "paid_at", "amount",
+    "status", "category", "sku",
+)  # fmt: skip
+_STORE_COLUMNS = (
+    "order_id", "line_no", "member_id", "member_no", "phone", "unionid", "store_code",
+    "channel", "paid_at", "amount", "status", "category", "sku", "row_hash", "imported_at",
+)  # fmt: skip
+
+
+class LaneUnavailable(Exception):
+    """The file cannot take the columnar lane; the caller imports it row by row."""
+
+
+@dataclass
+class ColumnarBatch:
+    """One batch of the file: what the lane stored, and the lines left to the slow lane."""
+
+    rows: int
+    result: BatchResult
+    slow: list[SourceRow]
+
+
+class OrderLane:
+    """A file's lines loaded once into a private DuckDB, handed out batch by batch."""
+
+    def __init__(self, path: Path, *, tz: tzinfo, now: datetime) -> None:
+        self.path = path
+        self.tz = tz
+        self.now_text = _utc_text(now)
+        self.duck = duckdb.connect()
+        self.duck.execute("SET preserve_insertion_order = true")
+        self.rows = self._load(path)
+        self._offsets_known: set[str] = set()
+        self.duck.execute("CREATE TABLE local_offsets (hour VARCHAR PRIMARY KEY, minutes INTEGER)")
+
+    def close(self) -> None:
+        self.duck.close()
+
+    def _load(self, path: Path) -> int:
+        fmt = detect_format(path)
+        if fmt == "csv":
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                header = [name.strip() for name in next(csv.reader(handle), [])]
+            if not header or len(set(header)) != len(header) or any("\n" in n for n in header):
+                raise LaneUnavailable("the CSV header is empty or repeats a column")
+            source = (
+                "read_csv(?, header = true, all_varchar = true, delim = ',', quote = '\"', "
+                "escape = '\"', null_padding = true, auto_detect = false, "
+                f"columns = {_struct(header)})"
+            )
+            names = header
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            schema = pq.ParquetFile(path).schema_arrow
+            if not all(
+                pa.types.is_string(f.type) or pa.types.is_large_string(f.type) for f in schema
+            ):
+                raise LaneUnavailable("a Parquet column is not text")
+            source = "read_parquet(?)"
+            names = list(schema.names)
+        else:
+            raise LaneUnavailable(f"{fmt} files are read row by row")
+        selected = ", ".join(
+            f'"{name}"' if name in names else f'NULL::VARCHAR AS "{name}"' for name in ORDER_FIELDS
+        )
+        extra = [n for n in names if n not in ORDER_FIELDS]
+        extras = "".join(f', "{n}"' for n in extra)
+        try:
+            self.duck.execute(
+                f"CREATE TABLE source AS SELECT row_number() OVER () - 1 AS idx, {selected}"
+                f"{extras} FROM {source}",
+                [str(path)],
+            )
+        except duckdb.Error as error:  # a row with too many columns, bad encoding…
+            raise LaneUnavailable(f"DuckDB could not read the file: {error}") from None
+        self.columns = [*ORDER_FIELDS, *extra]
+        rows = int(self.duck.execute("SELECT count(*) FROM source").fetchone()[0])  # type: ignore[index]
+        if fmt == "csv" and count_lines(path) != rows + 1:
+            # A blank line or a quoted line break: row index + 2 would not be the line number.
+            raise LaneUnavailable("the CSV has blank lines or line breaks inside fields")
+        self.first_line = 2 if fmt == "csv" else 1
+        return rows
+
+    def batches(self, size: int) -> Iterator[tuple[int, int]]:
+        for start in range(0, self.rows, size):
+            yield start, min(start + size, self.rows)
+
+    def prepare(self, start: int, stop: int) -> None:
+        """Canonical values, storage values and content hash of lines [start, stop)."""
+        self._learn_offsets(start, stop)
+        self.duck.execute(_PREPARE, [start, stop])
+
+    def _learn_offsets(self, start: int, stop: int) -> None:
+        """The business time zone's offset for every local hour that naive instants name."""
+        hours = self.duck.execute(
+            "SELECT DISTINCT substr(paid_at, 1, 13) FROM source WHERE idx >= ? AND idx < ? "
+            "AND regexp_matches(paid_at, ?) "
+            "AND NOT regexp_matches(paid_at, '(Z|[+-]\\d\\d:\\d\\d)$')",
+            [start, stop, _INSTANT],
+        ).fetchall()
+        new = [h for (h,) in hours if h not in self._offsets_known]
+        rows = []
+        for hour in new:
+            self._offsets_known.add(hour)
+            rows.append((hour, _hour_offset(hour, self.tz)))
+        if rows:
+            table = pa.table(
+                {"hour": [h for h, _ in rows], "minutes": [m for _, m in rows]},
+                schema=pa.schema([("hour", pa.string()), ("minutes", pa.int32())]),
+            )
+            self.duck.register("new_offsets", table)
+            self.duck.execute("INSERT INTO local_offsets SELECT * FROM new_offsets")
+            self.duck.unregister("new_offsets")
+
+    def source_rows(self, condition: str) -> list[SourceRow]:
+        """The lines of the prepared batch matching `condition`, as the slow lane reads them."""
+        names = ", ".join(f's."{c}"' for c in self.columns)
+        found = self.duck.execute(
+            f"SELECT s.idx, {names} FROM source s JOIN prepared p USING (idx) "
+            f"WHERE {condition} ORDER BY s.idx"
+        ).fetchall()
+        return [
+            SourceRow(
+                int(row[0]) + self.first_line,
+                {c: ("" if v is None else v) for c, v in zip(self.columns, row[1:], strict=True)},
+            )
+            for row in found
+        ]
+
+
+def _struct(names: Sequence[str]) -> str:
+    return "{" + ", ".join(f"'{_quote(n)}': 'VARCHAR'" for n in names) + "}"
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "''")
+
+
+def _utc_text(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _hour_offset(hour: str, tz: tzinfo) -> int | None:
+    """Minutes east of UTC for naive instants in this local hour, as `validate_order` reads
+    them (`replace(tzinfo=tz)`, fold 0), or None when the hour has no single such offset."""
+    try:
+        start = datetime.fromisoformat(hour.replace("T", " ") + ":00:00")
+    except ValueError:
+        return None
+    if start.year < 1900:
+        return None
+    offsets = {
+        (start + timedelta(seconds=s)).replace(tzinfo=tz).utcoffset() for s in (0, 1799, 3599)
+    }
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    if offset is None or offset.total_seconds() % 60:
+        return None
+    return int(offset.total_seconds() // 60)
+
+
+def count_slow(lane: OrderLane) -> int:
+    return int(lane.duck.execute("SELECT count(*) FROM prepared WHERE NOT plain").fetchone()[0])  # type: ignore[index]
+
+
+# Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
+_PREPARE = rf"""
+CREATE OR REPLACE TEMP TABLE prepared AS
+WITH raw AS (
+    SELECT s.*,
+        regexp_replace(coalesce(phone, ''), '[ ()\-]', '', 'g') AS phone_bare,
+        regexp_extract(paid_at, '(Z|[+-]\d\d:\d\d)$') AS zone
+    FROM source s WHERE idx >= ? AND idx < ?
+), normal AS (
+    SELECT r.*,
+        CASE
+            WHEN starts_with(phone_bare, '+86') AND length(phone_bare) = 14 THEN phone_bare[4:]
+            WHEN starts_with(phone_bare, '0086') AND length(phone_bare) = 15 THEN phone_bare[5:]
+            WHEN starts_with(phone_bare, '86') AND length(phone_bare) = 13 THEN phone_bare[3:]
+            ELSE phone_bare
+        END AS phone_digits,
+        CASE WHEN line_no IS NULL THEN 1 ELSE TRY_CAST(line_no AS BIGINT) END AS line_number,
+        try_strptime(replace(paid_at[1:19], 'T', ' '), '%Y-%m-%d %H:%M:%S') AS local_second,
+        CASE WHEN length(paid_at) > 19 AND paid_at[20] = '.'
+             THEN TRY_CAST(rpad(regexp_extract(paid_at, '\.(\d+)', 1), 6, '0') AS INTEGER)
+             ELSE 0 END AS micros,
+        CASE WHEN zone = 'Z' THEN 0
+             WHEN zone <> '' THEN (CASE WHEN zone[1] = '-' THEN -1 ELSE 1 END)
+                  * (TRY_CAST(zone[2:3] AS INTEGER) * 60 + TRY_CAST(zone[5:6] AS INTEGER))
+             ELSE o.minutes END AS offset_minutes
+    FROM raw r LEFT JOIN local_offsets o ON zone = '' AND o.hour = r.paid_at[1:13]
+), checked AS (
+    SELECT n.*,
+        CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') THEN phone_digits END
+            AS phone_number,
+        phone_bare <> '' AND NOT regexp_matches(phone_digits, '^1[3-9]\d{{9}}$')
+            AS phone_warning,
+        order_id IS NOT NULL
+        AND NOT regexp_matches(
+            concat_ws(chr(1), {", ".join(_TEXT_FIELDS)}), '{_EDGE_SPACE}'
+        )
+        AND (line_no IS NULL OR regexp_matches(line_no, '^\d{{1,15}}$')) AND line_number >= 1
+        AND regexp_matches(coalesce(phone, ''), '{_PHONE_CHARS}')
+        AND paid_at IS NOT NULL AND regexp_matches(paid_at, '{_INSTANT}')
+        AND local_second IS NOT NULL AND year(local_second) >= 1900
+        AND offset_minutes IS NOT NULL
+        AND amount IS NOT NULL AND regexp_matches(amount, '{_AMOUNT}')
+        AND coalesce(status, 'paid') IN ('paid', 'refunded')
+        AS canonical
+    FROM normal n
+), valued AS (
+    SELECT c.*,
+        canonical AND (member_no IS NOT NULL OR phone_number IS NOT NULL OR unionid IS NOT NULL)
+            AS plain,
+        order_id || ':' || line_number AS line_key,
+        local_second + to_microseconds(micros) AS local_instant,
+        strftime(local_second, '%Y-%m-%d %H:%M:%S')
+            || CASE WHEN micros <> 0 THEN '.' || lpad(micros::VARCHAR, 6, '0') ELSE '' END
+            || CASE WHEN offset_minutes < 0 THEN '-' ELSE '+' END
+            || lpad((abs(offset_minutes) // 60)::VARCHAR, 2, '0') || ':'
+            || lpad((abs(offset_minutes) % 60)::VARCHAR, 2, '0') AS paid_at_text,
+        coalesce(status, 'paid') AS status_value
+    FROM checked c
+)
+SELECT idx, plain, order_id, line_number AS line_no, line_key, member_no,
+    phone_number AS phone, unionid, store_code, channel,
+    strftime(local_instant - to_minutes(offset_minutes), '%Y-%m-%d %H:%M:%S.%f') AS paid_at_utc,
+    TRY_CAST(amount AS DOUBLE) AS amount_value, status_value AS status, category, sku,
+    phone_warning::INTEGER AS warnings,
+    md5(concat_ws(chr(31),
+        'amount' || chr(30) || amount,
+        'category' || chr(30) || coalesce(category, 'None'),
+        'channel' || chr(30) || coalesce(channel, 'None'),
+        'line_no' || chr(30) || line_number,
+        'member_no' || chr(30) || coalesce(member_no, 'None'),
+        'order_id' || chr(30) || order_id,
+        'paid_at' || chr(30) || paid_at_text,
+        'phone' || chr(30) || coalesce(phone_number, 'None'),
+        'sku' || chr(30) || coalesce(sku, 'None'),
+        'status' || chr(30) || status_value,
+        'store_code' || chr(30) || coalesce(store_code, 'None'),
+        'unionid' || chr(30) || coalesce(unionid, 'None')
+    )) AS row_hash
+FROM valued
+"""
+
+
+def store_batch(
+    session: Session, lane: OrderLane, start: int, stop: int, *, now: datetime
+) -> ColumnarBatch:
+    """Store the settled orders of lines [start, stop); return the rest for the slow lane.
+
+    The caller owns the transaction and runs `writer.write_batch` on `slow` right after, in
+    the same transaction (the slow lines' orders never overlap the stored ones)."""
+    lane.prepare(start, stop)
+    duck = lane.duck
+    connection = session.connection()
+    duck.execute(_LINE_KEYS)
+    _fetch_into(
+        duck,
+        "known",
+        _KNOWN,
+        connection,
+        "SELECT DISTINCT type, value FROM line_keys",
+        ("type", "value"),
+        _known_schema(),
+    )
+    duck.execute(  # SQLite answers booleans as 0/1
+        "CREATE OR REPLACE TEMP TABLE known AS "
+        "SELECT type, value, id, member_id, polluted <> 0 AS polluted FROM known"
+    )
+    _fetch_into(
+        duck,
+        "stored_lines",
+        _STORED_LINES,
+        connection,
+        "SELECT DISTINCT order_id FROM prepared WHERE plain",
+        ("order_id",),
+        _stored_schema(),
+    )
+    _fetch_into(
+        duck,
+        "member_rows",
+        _MEMBER_ROWS,
+        connection,
+        "SELECT DISTINCT member_no FROM prepared WHERE plain AND member_no IS NOT NULL",
+        ("member_no",),
+        _member_rows_schema(),
+    )
+    duck.execute(_DECIDE)
+    result = BatchResult()
+    result.duplicates = _scalar(duck, "SELECT count(*) FROM fast WHERE stored_hash = row_hash")
+    for line in lane.source_rows("p.idx IN (SELECT idx FROM fast WHERE stored_hash <> row_hash)"):
+        key = _line_key(duck, line.line - lane.first_line)
+        reason = f"order line {key} was already imported with different values"
+        result.rejected.append(Rejection(line.line, line.row, reason))
+    lines = duck.execute(_NEW_LINES, [lane.now_text]).fetchall()
+    _insert(connection, _insert_sql("order_lines", _STORE_COLUMNS), lines)
+    observations = duck.execute(_OBSERVATIONS, [lane.now_text]).fetchall()
+    _insert(connection, _OBSERVE, observations)
+    result.accepted = len(lines)
+    result.warnings = _scalar(
+        duck, "SELECT coalesce(sum(warnings), 0) FROM fast WHERE stored_hash IS NULL"
+    )
+    slow = lane.source_rows("p.idx NOT IN (SELECT idx FROM fast)")
+    return ColumnarBatch(rows=stop - start, result=result, slow=slow)
+
+
+def drop_scratch(session: Session) -> None:
+    """The lookup tables live on the pooled connection: drop them before it serves others."""
+    for name in ("_lane_known", "_lane_stored_lines", "_lane_member_rows"):
+        session.connection().exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = duck.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _line_key(duck: duckdb.DuckDBPyConnection, idx: int) -> str:
+    row = duck.execute("SELECT line_key FROM prepared WHERE idx = ?", [idx]).fetchone()
+    return str(row[0]) if row else "?"
+
+
+def _insert(connection: sa.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:  # an empty executemany is an error in the driver
+        connection.exec_driver_sql(sql, rows)
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
+
+
+def _fetch_into(
+    duck: duckdb.DuckDBPyConnection,
+    target: str,
+    store_sql: str,
+    connection: sa.Connection,
+    probe_sql: str,
+    probe_columns: tuple[str, ...],
+    schema: pa.Schema,
+) -> None:
+    """Send the batch's probe values to a temp table of the store, join there, and bring the
+    matches back into DuckDB as `target` (one executemany and one query per batch)."""
+    scratch = f"_lane_{target}"
+    columns = ", ".join(f"{c} TEXT" for c in probe_columns)
+    connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {scratch} ({columns})")
+    connection.exec_driver_sql(f"DELETE FROM temp.{scratch}")
+    probes = duck.execute(probe_sql).fetchall()
+    marks = ", ".join("?" for _ in probe_columns)
+    _insert(connection, f"INSERT INTO temp.{scratch} VALUES ({marks})", probes)
+    found = connection.exec_driver_sql(store_sql.format(scratch=f"temp.{scratch}")).fetchall()
+    table = pa.table(
+        {name: [row[i] for row in found] for i, name in enumerate(schema.names)}, schema=schema
+    )
+    duck.register(f"{target}_arrow", table)
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT * FROM {target}_arrow")
+    duck.unregister(f"{target}_arrow")
+
+
+def _known_schema() -> pa.Schema:
+    return pa.schema(
+        [("type", pa.string()), ("value", pa.string()), ("id", pa.int64()),
+         ("member_id", pa.int64()), ("polluted", pa.int64())]
+    )  # fmt: skip
+
+
+def _stored_schema() -> pa.Schema:
+    return pa.schema(
+        [("order_id", pa.string()), ("line_no", pa.int64()), ("row_hash", pa.string()),
+         ("member_id", pa.int64())]
+    )  # fmt: skip
+
+
+def _member_rows_schema() -> pa.Schema:
+    return pa.schema([("member_no", pa.string()), ("phone", pa.string()), ("unionid", pa.string())])
+
+
+_KNOWN = """
+SELECT k.type, k.value, i.id, i.member_id, i.polluted FROM {scratch} k
+JOIN identities i ON i.type = k.type AND i.value = k.value AND i.released_at IS NULL
+"""
+_STORED_LINES = """
+SELECT o.order_id, o.line_no, o.row_hash, o.member_id FROM {scratch} k
+JOIN order_lines o ON o.order_id = k.order_id
+"""
+# The member row keyed by this member_no: the (value, member_no) pairs it already observes.
+_MEMBER_ROWS = """
+SELECT r.member_no, r.phone, r.unionid FROM {scratch} k
+JOIN member_records r ON r.record_key = k.member_no AND r.member_no = k.member_no
+"""
+_LINE_KEYS = """
+CREATE OR REPLACE TEMP TABLE line_keys AS
+SELECT idx, 'member_no' AS type, member_no AS value FROM prepared
+WHERE plain AND member_no IS NOT NULL
+UNION ALL SELECT idx, 'phone', phone FROM prepared WHERE plain AND phone IS NOT NULL
+UNION ALL SELECT idx, 'unionid', unionid FROM prepared WHERE plain AND unionid IS NOT NULL
+"""
+# Which orders the lane settles: every line plain and unrepeated in the batch; a stored line is
+# a duplicate (or a conflict); every new line known, one owner, no new (value, member_no) pair,
+# and the same owner as its order's other lines, stored ones included.
+_DECIDE = """
+CREATE OR REPLACE TEMP TABLE lines AS
+WITH owner AS (
+    SELECT k.idx,
+        bool_and(i.id IS NOT NULL) AS all_known,
+        count(DISTINCT i.member_id) FILTER (WHERE NOT i.polluted) AS owners,
+        min(i.member_id) FILTER (WHERE NOT i.polluted) AS member_id
+    FROM line_keys k LEFT JOIN known i USING (type, value) GROUP BY k.idx
+), pairs AS (
+    SELECT p.idx,
+        p.member_no IS NULL OR coalesce(
+            (p.phone IS NULL OR kp.polluted OR r.phone = p.phone)
+            AND (p.unionid IS NULL OR ku.polluted OR r.unionid = p.unionid), false
+        ) AS known_pairs
+    FROM prepared p
+    LEFT JOIN member_rows r ON r.member_no = p.member_no
+    LEFT JOIN known kp ON kp.type = 'phone' AND kp.value = p.phone
+    LEFT JOIN known ku ON ku.type = 'unionid' AND ku.value = p.unionid
+    WHERE p.plain
+)
+SELECT p.*, o.member_id, s.row_hash AS stored_hash,
+    coalesce(o.all_known AND o.owners = 1 AND q.known_pairs, false) AS settled,
+    count(*) OVER (PARTITION BY p.line_key) AS copies
+FROM prepared p
+LEFT JOIN owner o USING (idx)
+LEFT JOIN pairs q USING (idx)
+LEFT JOIN stored_lines s ON s.order_id = p.order_id AND s.line_no = p.line_no;
+
+CREATE OR REPLACE TEMP TABLE fast AS
+WITH stored_owner AS (
+    SELECT order_id, min(member_id) AS member_id, count(DISTINCT member_id) AS owners
+    FROM stored_lines GROUP BY order_id
+), orders AS (
+    SELECT l.order_id FROM lines l LEFT JOIN stored_owner so USING (order_id)
+    GROUP BY l.order_id
+    HAVING bool_and(l.plain AND l.copies = 1 AND (l.stored_hash IS NOT NULL OR l.settled))
+        AND count(DISTINCT l.member_id) FILTER (WHERE l.stored_hash IS NULL) <= 1
+        AND coalesce(max(so.owners), 0) <= 1
+        AND (max(so.member_id) IS NULL
+             OR max(l.member_id) FILTER (WHERE l.stored_hash IS NULL) IS NULL
+             OR max(so.member_id) = max(l.member_id) FILTER (WHERE l.stored_hash IS NULL))
+)
+SELECT l.* FROM lines l JOIN orders USING (order_id);
+"""
+_OBSERVE = (
+    _insert_sql(
+        "identity_observations", ("identity_id", "record_kind", "record_key", "observed_at")
+    )
+    + " ON CONFLICT DO NOTHING"
+)
+_NEW_LINES = """
+SELECT order_id, line_no, member_id, member_no, phone, unionid, store_code, channel,
+    paid_at_utc, amount_value, status, category, sku, row_hash, ?::VARCHAR
+FROM fast WHERE stored_hash IS NULL ORDER BY idx
+"""
+_OBSERVATIONS = """
+SELECT k.id, 'order', f.line_key, ?::VARCHAR
+FROM fast f JOIN line_keys lk USING (idx) JOIN known k USING (type, value)
+WHERE f.stored_hash IS NULL ORDER BY k.id, f.line_key
+"""
