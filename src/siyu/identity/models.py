@@ -95,7 +95,8 @@ class IdentityObservation(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    identity_id: Mapped[int] = mapped_column(BigId, ForeignKey("identities.id"), index=True)
+    # Looked up through the unique constraint above, whose prefix it is (no index of its own).
+    identity_id: Mapped[int] = mapped_column(BigId, ForeignKey("identities.id"))
     record_kind: Mapped[str] = mapped_column(String(16))  # member | order | event | wecom
     record_key: Mapped[str] = mapped_column(String(160))
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
