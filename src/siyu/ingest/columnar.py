@@ -150,13 +150,24 @@ class OrderLane:
             yield start, min(start + size, self.rows)
 
     def prepare(self, start: int, stop: int) -> None:
-        """Canonical values, storage values and content hash of lines [start, stop)."""
-        self._learn_offsets(start, stop)
-        self.duck.execute(_PREPARE, [start, stop])
+        """Canonical values, storage values and content hash of lines [start, stop), into
+        `prepared_next`. It needs nothing from the store, so `import_file` runs it for the
+        next batch, on its own cursor, while this batch is written."""
+        cursor = self.duck.cursor()
+        try:
+            self._learn_offsets(cursor, start, stop)
+            cursor.execute(_PREPARE, [start, stop])
+        finally:
+            cursor.close()
 
-    def _learn_offsets(self, start: int, stop: int) -> None:
+    def take_prepared(self) -> None:
+        """The batch prepared last becomes the one `store_batch` works on."""
+        self.duck.execute("DROP TABLE IF EXISTS prepared")
+        self.duck.execute("ALTER TABLE prepared_next RENAME TO prepared")
+
+    def _learn_offsets(self, cursor: duckdb.DuckDBPyConnection, start: int, stop: int) -> None:
         """The business time zone's offset for every local hour that naive instants name."""
-        hours = self.duck.execute(
+        hours = cursor.execute(
             "SELECT DISTINCT substr(paid_at, 1, 13) FROM source WHERE idx >= ? AND idx < ? "
             "AND regexp_matches(paid_at, ?) "
             "AND NOT regexp_matches(paid_at, '(Z|[+-]\\d\\d:\\d\\d)$')",
@@ -172,9 +183,9 @@ class OrderLane:
                 {"hour": [h for h, _ in rows], "minutes": [m for _, m in rows]},
                 schema=pa.schema([("hour", pa.string()), ("minutes", pa.int32())]),
             )
-            self.duck.register("new_offsets", table)
-            self.duck.execute("INSERT INTO local_offsets SELECT * FROM new_offsets")
-            self.duck.unregister("new_offsets")
+            cursor.register("new_offsets", table)
+            cursor.execute("INSERT INTO local_offsets SELECT * FROM new_offsets")
+            cursor.unregister("new_offsets")
 
     def source_rows(self, condition: str) -> list[SourceRow]:
         """The lines of the prepared batch matching `condition`, as the slow lane reads them."""
@@ -230,7 +241,7 @@ def count_slow(lane: OrderLane) -> int:
 
 # Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
 _PREPARE = rf"""
-CREATE OR REPLACE TEMP TABLE prepared AS
+CREATE OR REPLACE TABLE prepared_next AS
 WITH raw AS (
     SELECT s.*,
         regexp_replace(coalesce(phone, ''), '[ ()\-]', '', 'g') AS phone_bare,
@@ -313,11 +324,11 @@ FROM valued
 def store_batch(
     session: Session, lane: OrderLane, start: int, stop: int, *, now: datetime
 ) -> ColumnarBatch:
-    """Store the settled orders of lines [start, stop); return the rest for the slow lane.
+    """Store the settled orders of lines [start, stop), prepared and taken before (see
+    `OrderLane.prepare`); return the rest for the slow lane.
 
     The caller owns the transaction and runs `writer.write_batch` on `slow` right after, in
     the same transaction (the slow lines' orders never overlap the stored ones)."""
-    lane.prepare(start, stop)
     duck = lane.duck
     connection = session.connection()
     duck.execute(_LINE_KEYS)
@@ -471,26 +482,25 @@ WITH owner AS (
     SELECT k.idx,
         bool_and(i.id IS NOT NULL) AS all_known,
         count(DISTINCT i.member_id) FILTER (WHERE NOT i.polluted) AS owners,
-        min(i.member_id) FILTER (WHERE NOT i.polluted) AS member_id
+        min(i.member_id) FILTER (WHERE NOT i.polluted) AS member_id,
+        coalesce(bool_or(k.type = 'phone' AND NOT i.polluted), false) AS clean_phone,
+        coalesce(bool_or(k.type = 'unionid' AND NOT i.polluted), false) AS clean_unionid
     FROM line_keys k LEFT JOIN known i USING (type, value) GROUP BY k.idx
-), pairs AS (
-    SELECT p.idx,
-        p.member_no IS NULL OR coalesce(
-            (p.phone IS NULL OR kp.polluted OR r.phone = p.phone)
-            AND (p.unionid IS NULL OR ku.polluted OR r.unionid = p.unionid), false
-        ) AS known_pairs
-    FROM prepared p
-    LEFT JOIN member_rows r ON r.member_no = p.member_no
-    LEFT JOIN known kp ON kp.type = 'phone' AND kp.value = p.phone
-    LEFT JOIN known ku ON ku.type = 'unionid' AND ku.value = p.unionid
-    WHERE p.plain
+), repeated AS (
+    SELECT line_key FROM prepared GROUP BY line_key HAVING count(*) > 1
 )
 SELECT p.*, o.member_id, s.row_hash AS stored_hash,
-    coalesce(o.all_known AND o.owners = 1 AND q.known_pairs, false) AS settled,
-    count(*) OVER (PARTITION BY p.line_key) AS copies
+    coalesce(
+        o.all_known AND o.owners = 1
+        AND (p.member_no IS NULL OR (
+            (NOT o.clean_phone OR r.phone = p.phone)
+            AND (NOT o.clean_unionid OR r.unionid = p.unionid)
+        )), false
+    ) AS settled,
+    p.line_key IN (SELECT line_key FROM repeated) AS repeated
 FROM prepared p
 LEFT JOIN owner o USING (idx)
-LEFT JOIN pairs q USING (idx)
+LEFT JOIN member_rows r ON r.member_no = p.member_no
 LEFT JOIN stored_lines s ON s.order_id = p.order_id AND s.line_no = p.line_no;
 
 CREATE OR REPLACE TEMP TABLE fast AS
@@ -500,7 +510,7 @@ WITH stored_owner AS (
 ), orders AS (
     SELECT l.order_id FROM lines l LEFT JOIN stored_owner so USING (order_id)
     GROUP BY l.order_id
-    HAVING bool_and(l.plain AND l.copies = 1 AND (l.stored_hash IS NOT NULL OR l.settled))
+    HAVING bool_and(l.plain AND NOT l.repeated AND (l.stored_hash IS NOT NULL OR l.settled))
         AND count(DISTINCT l.member_id) FILTER (WHERE l.stored_hash IS NULL) <= 1
         AND coalesce(max(so.owners), 0) <= 1
         AND (max(so.member_id) IS NULL

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -98,10 +99,13 @@ def import_file(
         session.commit()
         result.run_id = run.id
         lane = _columnar_lane(session, kind, path, tz=tz, now=now, columnar=columnar)
-        batches = (
+        lane_batches = (
             _columnar_batches(session, lane, batch_size=max(batch_size, COLUMNAR_BATCH), now=now)
             if lane is not None
-            else ((len(rows), rows, None) for rows in read_batches(path, batch_size=batch_size))
+            else None
+        )
+        batches = lane_batches or (
+            (len(rows), rows, None) for rows in read_batches(path, batch_size=batch_size)
         )
         try:
             for size, rows, stored in batches:
@@ -116,7 +120,8 @@ def import_file(
                 if on_progress is not None:
                     on_progress(size)
         finally:
-            if lane is not None:
+            if lane is not None and lane_batches is not None:
+                lane_batches.close()  # waits for a batch still being prepared ahead
                 lane.close()
                 columnar_lane.drop_scratch(session)
         result.rejected_file = _write_rejected(path, result.rejections)
@@ -141,11 +146,21 @@ def _columnar_lane(
 
 def _columnar_batches(
     session: Session, lane: columnar_lane.OrderLane, *, batch_size: int, now: datetime
-) -> Iterator[tuple[int, list[SourceRow], BatchResult | None]]:
-    """Per batch: the lane stores the settled orders, the slow lane takes the rest."""
-    for start, stop in lane.batches(batch_size):
-        stored = columnar_lane.store_batch(session, lane, start, stop, now=now)
-        yield stored.rows, stored.slow, stored.result
+) -> Generator[tuple[int, list[SourceRow], BatchResult | None], None, None]:
+    """Per batch: the lane stores the settled orders, the slow lane takes the rest. The next
+    batch is prepared in DuckDB (which releases the GIL) while this one is written."""
+    ranges = list(lane.batches(batch_size))
+    if not ranges:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="siyu-import") as pool:
+        ahead = pool.submit(lane.prepare, *ranges[0])
+        for index, (start, stop) in enumerate(ranges):
+            ahead.result()
+            lane.take_prepared()
+            if index + 1 < len(ranges):
+                ahead = pool.submit(lane.prepare, *ranges[index + 1])
+            stored = columnar_lane.store_batch(session, lane, start, stop, now=now)
+            yield stored.rows, stored.slow, stored.result
 
 
 @contextmanager
