@@ -58,6 +58,8 @@ _INSTANT = (
     r"^(\d{4})-(\d{2})-(\d{2})[T ]([01]\d|2[0-3]):([0-5]\d):([0-5]\d)"
     r"(\.\d{3}|\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)?$"
 )
+# A CSV line whose fields are each unquoted (no quote inside) or wholly quoted ("" escapes).
+_QUOTED_LINE = r'(?:[^",]*|"(?:[^"]|"")*")(?:,(?:[^",]*|"(?:[^"]|"")*"))*\r?'
 _AMOUNT = r"^(0|[1-9]\d{0,13})(\.\d{1,2})?$"
 _PHONE_CHARS = r"^[0-9+ ()\-]*$"
 _TEXT_FIELDS = (
@@ -124,26 +126,53 @@ class OrderLane:
             names = list(schema.names)
         else:
             raise LaneUnavailable(f"{fmt} files are read row by row")
+        if len(set(names)) != len(names):
+            raise LaneUnavailable("a column name repeats")
+        # An empty cell is "no value" (`validation._text`); Parquet keeps '' apart from NULL.
         selected = ", ".join(
-            f'"{name}"' if name in names else f'NULL::VARCHAR AS "{name}"' for name in ORDER_FIELDS
+            _non_empty(name) if name in names else f'NULL::VARCHAR AS "{name}"'
+            for name in ORDER_FIELDS
         )
         extra = [n for n in names if n not in ORDER_FIELDS]
-        extras = "".join(f', "{n}"' for n in extra)
+        extras = "".join(f', "{_ident(n)}"' for n in extra)
         try:
             self.duck.execute(
                 f"CREATE TABLE source AS SELECT row_number() OVER () - 1 AS idx, {selected}"
-                f"{extras} FROM {source}",
+                f"{extras}, false AS odd_quotes FROM {source}",
                 [str(path)],
             )
         except duckdb.Error as error:  # a row with too many columns, bad encoding…
             raise LaneUnavailable(f"DuckDB could not read the file: {error}") from None
-        self.columns = [*ORDER_FIELDS, *extra]
+        self.file_columns = names  # what the slow lane and the rejected-rows file see
+        self.odd_quotes = False
         rows = int(self.duck.execute("SELECT count(*) FROM source").fetchone()[0])  # type: ignore[index]
         if fmt == "csv" and count_lines(path) != rows + 1:
             # A blank line or a quoted line break: row index + 2 would not be the line number.
             raise LaneUnavailable("the CSV has blank lines or line breaks inside fields")
+        if fmt == "csv" and _has_quotes(path):
+            self._mark_odd_quotes(path)
         self.first_line = 2 if fmt == "csv" else 1
         return rows
+
+    def _mark_odd_quotes(self, path: Path) -> None:
+        """Python's csv module and DuckDB agree on well-formed quoted fields only (` "a"` is
+        `a` to one and ` "a"` to the other): lines with any other use of quotes go slow, and
+        the slow lane reads them with Python's csv module, as the row path does."""
+        try:
+            self.duck.execute(
+                "CREATE TABLE odd_lines AS SELECT idx, line FROM ("
+                "SELECT row_number() OVER () - 1 AS idx, line FROM read_csv(?, header = true, "
+                "columns = {'line': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', "
+                "auto_detect = false)) "
+                "WHERE contains(line, '\"') AND NOT regexp_full_match(line, ?)",
+                [str(path), _QUOTED_LINE],
+            )
+        except duckdb.Error as error:  # a \x01 in the file
+            raise LaneUnavailable(f"DuckDB could not read the raw lines: {error}") from None
+        self.duck.execute(
+            "UPDATE source SET odd_quotes = true WHERE idx IN (SELECT idx FROM odd_lines)"
+        )
+        self.odd_quotes = True
 
     def batches(self, size: int) -> Iterator[tuple[int, int]]:
         for start in range(0, self.rows, size):
@@ -189,18 +218,31 @@ class OrderLane:
 
     def source_rows(self, condition: str) -> list[SourceRow]:
         """The lines of the prepared batch matching `condition`, as the slow lane reads them."""
-        names = ", ".join(f's."{c}"' for c in self.columns)
+        names = ", ".join(f's."{_ident(c)}"' for c in self.file_columns)
+        odd = "o.line" if self.odd_quotes else "NULL"
+        join = "LEFT JOIN odd_lines o USING (idx)" if self.odd_quotes else ""
         found = self.duck.execute(
-            f"SELECT s.idx, {names} FROM source s JOIN prepared p USING (idx) "
+            f"SELECT s.idx, {odd}, {names} FROM source s JOIN prepared p USING (idx) {join} "
             f"WHERE {condition} ORDER BY s.idx"
         ).fetchall()
-        return [
-            SourceRow(
-                int(row[0]) + self.first_line,
-                {c: ("" if v is None else v) for c, v in zip(self.columns, row[1:], strict=True)},
-            )
-            for row in found
-        ]
+        rows = []
+        for idx, line, *values in found:
+            number = int(idx) + self.first_line
+            if line is not None:
+                rows.append(_csv_row(number, self.file_columns, line))
+                continue
+            cells = {
+                c: ("" if v is None else v) for c, v in zip(self.file_columns, values, strict=True)
+            }
+            rows.append(SourceRow(number, cells))
+        return rows
+
+
+def _csv_row(number: int, names: list[str], line: str) -> SourceRow:
+    """One raw CSV line read the way `readers._csv_rows` reads it."""
+    values = next(csv.reader([line]), [])
+    row = dict(zip(names, values, strict=False))
+    return SourceRow(number, row, "too many columns" if len(values) > len(names) else None)
 
 
 def _struct(names: Sequence[str]) -> str:
@@ -209,6 +251,23 @@ def _struct(names: Sequence[str]) -> str:
 
 def _quote(name: str) -> str:
     return name.replace("'", "''")
+
+
+def _non_empty(name: str) -> str:
+    column = f'"{_ident(name)}"'
+    return f"nullif({column}, '') AS {column}"
+
+
+def _ident(name: str) -> str:
+    return name.replace('"', '""')
+
+
+def _has_quotes(path: Path) -> bool:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if b'"' in chunk:
+                return True
+    return False
 
 
 def _utc_text(instant: datetime) -> str:
@@ -269,8 +328,8 @@ WITH raw AS (
     SELECT n.*,
         CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') THEN phone_digits END
             AS phone_number,
-        phone_bare <> '' AND NOT regexp_matches(phone_digits, '^1[3-9]\d{{9}}$')
-            AS phone_warning,
+        trim(coalesce(phone, '')) <> ''
+            AND NOT regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') AS phone_warning,
         order_id IS NOT NULL
         AND NOT regexp_matches(
             concat_ws(chr(1), {", ".join(_TEXT_FIELDS)}), '{_EDGE_SPACE}'
@@ -278,7 +337,8 @@ WITH raw AS (
         AND (line_no IS NULL OR regexp_matches(line_no, '^\d{{1,15}}$')) AND line_number >= 1
         AND regexp_matches(coalesce(phone, ''), '{_PHONE_CHARS}')
         AND paid_at IS NOT NULL AND regexp_matches(paid_at, '{_INSTANT}')
-        AND local_second IS NOT NULL AND year(local_second) >= 1900
+        AND local_second IS NOT NULL AND year(local_second) BETWEEN 1900 AND 9998
+        AND NOT odd_quotes
         AND offset_minutes IS NOT NULL
         AND amount IS NOT NULL AND regexp_matches(amount, '{_AMOUNT}')
         AND coalesce(status, 'paid') IN ('paid', 'refunded')

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -72,7 +72,12 @@ def parse_instant(raw: str, *, name: str, tz: tzinfo) -> datetime:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise RowRejected(f"{name}: {raw!r} is not an ISO 8601 timestamp") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    instant = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
+    try:
+        instant.astimezone(UTC)  # stored as UTC: 9999-12-31T23:00-05:00 has no such instant
+    except OverflowError:
+        raise RowRejected(f"{name}: {raw!r} is out of range") from None
+    return instant
 
 
 def _optional_instant(row: dict[str, Any], name: str, tz: tzinfo) -> datetime | None:

@@ -61,6 +61,10 @@ def test_member_row_rejections(change: dict[str, str], reason: str) -> None:
         ({"member_no": ""}, "no valid identity"),
         ({"paid_at": ""}, "paid_at: missing"),
         ({"paid_at": "18/06/2026"}, "paid_at: '18/06/2026' is not an ISO 8601 timestamp"),
+        (
+            {"paid_at": "9999-12-31T23:00:00-05:00"},
+            "paid_at: '9999-12-31T23:00:00-05:00' is out of range",
+        ),
         ({"amount": ""}, "amount: missing"),
         ({"amount": "-5"}, "amount: '-5' is negative"),
         ({"amount": "1.234"}, "amount: '1.234' is not a number of yuan with at most 2 decimals"),
