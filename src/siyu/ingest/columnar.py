@@ -32,6 +32,7 @@ the stored pollution flags agree with `max_member_nos`; after lowering it, run
 from __future__ import annotations
 
 import csv
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -72,6 +73,9 @@ _STORE_COLUMNS = (
 )  # fmt: skip
 
 
+MEMORY_LIMIT = "1GB"
+
+
 class LaneUnavailable(Exception):
     """The file cannot take the columnar lane; the caller imports it row by row."""
 
@@ -92,14 +96,25 @@ class OrderLane:
         self.path = path
         self.tz = tz
         self.now_text = _utc_text(now)
+        # A 50M-line file is several GB as a table: DuckDB keeps MEMORY_LIMIT in RAM and
+        # spills the rest to a scratch directory, so an import's memory does not grow with
+        # the file.
+        self.scratch = tempfile.TemporaryDirectory(prefix="siyu-import-")
         self.duck = duckdb.connect()
         self.duck.execute("SET preserve_insertion_order = true")
-        self.rows = self._load(path)
+        self.duck.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.duck.execute("SET temp_directory = ?", [self.scratch.name])
+        try:
+            self.rows = self._load(path)
+        except BaseException:
+            self.close()
+            raise
         self._offsets_known: set[str] = set()
         self.duck.execute("CREATE TABLE local_offsets (hour VARCHAR PRIMARY KEY, minutes INTEGER)")
 
     def close(self) -> None:
         self.duck.close()
+        self.scratch.cleanup()
 
     def _load(self, path: Path) -> int:
         fmt = detect_format(path)
