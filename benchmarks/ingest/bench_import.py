@@ -5,8 +5,9 @@ same rows, in one run (issue #2: ≥ 20× faster, ≥ 100k order lines/s, at 1M 
     .venv/bin/python benchmarks/ingest/bench_import.py [--members 20000] [--baseline-rows N]
 
 The baseline parses every row with the row path's validators; ours validates plain order
-lines in DuckDB with the same rules (tests hold the two to identical results). Ours (`ingest.service.import_file`) additionally resolves OneID per
-batch (identities, observations, merges, pollution guard) and de-duplicates; the baseline is
+lines in DuckDB with the same rules (tests hold the two to identical results). Ours
+(`ingest.service.import_file`) additionally resolves OneID per batch (identities,
+observations, merges, pollution guard) and de-duplicates; the baseline is
 what a first importer looks like: per member row `session.add(Member)`, flush,
 `session.add(MemberRecord)`, flush; per order line a query for the member by member_no (a
 new Member when unknown), `session.add(OrderLine)`, flush; commit every 1,000 rows. With
