@@ -119,6 +119,9 @@ def import_file(
                 session.commit()
                 if on_progress is not None:
                     on_progress(size)
+        except BaseException:
+            session.rollback()  # so the clean-up below runs, and the error is the one raised
+            raise
         finally:
             if lane is not None and lane_batches is not None:
                 lane_batches.close()  # waits for a batch still being prepared ahead

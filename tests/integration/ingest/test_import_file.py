@@ -210,3 +210,19 @@ def test_api_rows_are_ingested_and_rejections_become_dead_letters(siyu: Siyu) ->
         "line 2",
         "amount: '-1' is negative",
     )
+
+
+def test_an_error_during_an_import_is_raised_as_itself_and_earlier_imports_stay(
+    siyu: Siyu, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _import(siyu, "members", write_rows(tmp_path / "members.csv", MEMBERS))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service, "write_batch", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _import(siyu, "orders", write_rows(tmp_path / "orders.csv", ORDERS))
+
+    assert _scalar(siyu, sa.select(sa.func.count()).select_from(OrderLine)) == 0
+    assert _scalar(siyu, sa.select(sa.func.count()).select_from(MemberRecord)) == 3
