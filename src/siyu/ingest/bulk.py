@@ -36,7 +36,8 @@ def insert_rows(
         return
     names = list(rows[0])
     connection.exec_driver_sql(
-        _sqlite_sql(table, names, skip_conflicts), _tuples(table, names, rows, dialect)
+        insert_sql(table, names, skip_conflicts=skip_conflicts),
+        _tuples(table, names, rows, dialect),
     )
 
 
@@ -76,7 +77,8 @@ def _core_insert(table: sa.Table, dialect_name: str, skip_conflicts: bool) -> An
     raise NotImplementedError(f"skip_conflicts on {dialect_name}")  # pragma: no cover
 
 
-def _sqlite_sql(table: sa.Table, names: list[str], skip_conflicts: bool) -> str:
+def insert_sql(table: sa.Table, names: Sequence[str], *, skip_conflicts: bool = False) -> str:
+    """A positional (qmark) INSERT of `names` into `table`, for rows already in storage form."""
     columns = ", ".join(f'"{name}"' for name in names)
     marks = ", ".join("?" for _ in names)
     suffix = " ON CONFLICT DO NOTHING" if skip_conflicts else ""

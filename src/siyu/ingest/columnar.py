@@ -44,9 +44,13 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from siyu.ingest.readers import SourceRow, count_lines, detect_format
+from siyu.identity.models import IdentityObservation
+from siyu.identity.oneid import table_of
+from siyu.ingest.bulk import insert_sql
+from siyu.ingest.readers import SourceRow, csv_row, detect_format, scan_text
 from siyu.ingest.validation import ORDER_FIELDS
 from siyu.ingest.writer import BatchResult, Rejection
+from siyu.orders.models import OrderLine
 
 # Python's str.isspace() characters: a field starting or ending with one is not canonical.
 _SPACE = (
@@ -161,11 +165,13 @@ class OrderLane:
         self.file_columns = names  # what the slow lane and the rejected-rows file see
         self.odd_quotes = False
         rows = int(self.duck.execute("SELECT count(*) FROM source").fetchone()[0])  # type: ignore[index]
-        if fmt == "csv" and count_lines(path) != rows + 1:
-            # A blank line or a quoted line break: row index + 2 would not be the line number.
-            raise LaneUnavailable("the CSV has blank lines or line breaks inside fields")
-        if fmt == "csv" and _has_quotes(path):
-            self._mark_odd_quotes(path)
+        if fmt == "csv":
+            text = scan_text(path)
+            if text.lines != rows + 1:
+                # A blank line or a quoted line break: row index + 2 would not be its line.
+                raise LaneUnavailable("the CSV has blank lines or line breaks inside fields")
+            if text.has_quotes:
+                self._mark_odd_quotes(path)
         self.first_line = 2 if fmt == "csv" else 1
         return rows
 
@@ -244,20 +250,13 @@ class OrderLane:
         for idx, line, *values in found:
             number = int(idx) + self.first_line
             if line is not None:
-                rows.append(_csv_row(number, self.file_columns, line))
+                rows.append(csv_row(number, self.file_columns, next(csv.reader([line]), [])))
                 continue
             cells = {
                 c: ("" if v is None else v) for c, v in zip(self.file_columns, values, strict=True)
             }
             rows.append(SourceRow(number, cells))
         return rows
-
-
-def _csv_row(number: int, names: list[str], line: str) -> SourceRow:
-    """One raw CSV line read the way `readers._csv_rows` reads it."""
-    values = next(csv.reader([line]), [])
-    row = dict(zip(names, values, strict=False))
-    return SourceRow(number, row, "too many columns" if len(values) > len(names) else None)
 
 
 def _struct(names: Sequence[str]) -> str:
@@ -275,14 +274,6 @@ def _non_empty(name: str) -> str:
 
 def _ident(name: str) -> str:
     return name.replace('"', '""')
-
-
-def _has_quotes(path: Path) -> bool:
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            if b'"' in chunk:
-                return True
-    return False
 
 
 def _utc_text(instant: datetime) -> str:
@@ -307,10 +298,6 @@ def _hour_offset(hour: str, tz: tzinfo) -> int | None:
     if offset is None or offset.total_seconds() % 60:
         return None
     return int(offset.total_seconds() // 60)
-
-
-def count_slow(lane: OrderLane) -> int:
-    return int(lane.duck.execute("SELECT count(*) FROM prepared WHERE NOT plain").fetchone()[0])  # type: ignore[index]
 
 
 # Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
@@ -415,10 +402,7 @@ def store_batch(
         "SELECT DISTINCT type, value FROM line_keys",
         ("type", "value"),
         _known_schema(),
-    )
-    duck.execute(  # SQLite answers booleans as 0/1
-        "CREATE OR REPLACE TEMP TABLE known AS "
-        "SELECT type, value, id, member_id, polluted <> 0 AS polluted FROM known"
+        select="type, value, id, member_id, polluted <> 0 AS polluted",  # SQLite answers 0/1
     )
     _fetch_into(
         duck,
@@ -441,12 +425,14 @@ def store_batch(
     duck.execute(_DECIDE)
     result = BatchResult()
     result.duplicates = _scalar(duck, "SELECT count(*) FROM fast WHERE stored_hash = row_hash")
-    for line in lane.source_rows("p.idx IN (SELECT idx FROM fast WHERE stored_hash <> row_hash)"):
-        key = _line_key(duck, line.line - lane.first_line)
+    conflicts = "p.idx IN (SELECT idx FROM fast WHERE stored_hash <> row_hash)"
+    keys = dict(duck.execute(f"SELECT idx, line_key FROM prepared p WHERE {conflicts}").fetchall())
+    for line in lane.source_rows(conflicts):
+        key = keys[line.line - lane.first_line]
         reason = f"order line {key} was already imported with different values"
         result.rejected.append(Rejection(line.line, line.row, reason))
     lines = duck.execute(_NEW_LINES, [lane.now_text]).fetchall()
-    _insert(connection, _insert_sql("order_lines", _STORE_COLUMNS), lines)
+    _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
     observations = duck.execute(_OBSERVATIONS, [lane.now_text]).fetchall()
     _insert(connection, _OBSERVE, observations)
     result.accepted = len(lines)
@@ -468,19 +454,9 @@ def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _line_key(duck: duckdb.DuckDBPyConnection, idx: int) -> str:
-    row = duck.execute("SELECT line_key FROM prepared WHERE idx = ?", [idx]).fetchone()
-    return str(row[0]) if row else "?"
-
-
 def _insert(connection: sa.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
     if rows:  # an empty executemany is an error in the driver
         connection.exec_driver_sql(sql, rows)
-
-
-def _insert_sql(table: str, columns: Sequence[str]) -> str:
-    names = ", ".join(f'"{c}"' for c in columns)
-    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
 
 
 def _fetch_into(
@@ -491,6 +467,8 @@ def _fetch_into(
     probe_sql: str,
     probe_columns: tuple[str, ...],
     schema: pa.Schema,
+    *,
+    select: str = "*",
 ) -> None:
     """Send the batch's probe values to a temp table of the store, join there, and bring the
     matches back into DuckDB as `target` (one executemany and one query per batch)."""
@@ -506,7 +484,7 @@ def _fetch_into(
         {name: [row[i] for row in found] for i, name in enumerate(schema.names)}, schema=schema
     )
     duck.register(f"{target}_arrow", table)
-    duck.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT * FROM {target}_arrow")
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {select} FROM {target}_arrow")
     duck.unregister(f"{target}_arrow")
 
 
@@ -594,11 +572,10 @@ WITH stored_owner AS (
 )
 SELECT l.* FROM lines l JOIN orders USING (order_id);
 """
-_OBSERVE = (
-    _insert_sql(
-        "identity_observations", ("identity_id", "record_kind", "record_key", "observed_at")
-    )
-    + " ON CONFLICT DO NOTHING"
+_OBSERVE = insert_sql(
+    table_of(IdentityObservation),
+    ("identity_id", "record_kind", "record_key", "observed_at"),
+    skip_conflicts=True,
 )
 _NEW_LINES = """
 SELECT order_id, line_no, member_id, member_no, phone, unionid, store_code, channel,

@@ -44,21 +44,25 @@ def count_rows(path: Path) -> int:
         import pyarrow.parquet as pq
 
         return int(pq.ParquetFile(path).metadata.num_rows)
-    lines = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            lines += chunk.count(b"\n")
+    lines = scan_text(path).lines
     return max(lines - 1, 0) if fmt == "csv" else lines
 
 
-def count_lines(path: Path) -> int:
-    """Physical lines of a text file (a last line without a newline counts)."""
-    lines, last = 0, b"\n"
+@dataclass(frozen=True)
+class TextScan:
+    lines: int  # physical lines; a last line without a newline counts
+    has_quotes: bool
+
+
+def scan_text(path: Path) -> TextScan:
+    """One pass over a text file's bytes: its physical lines and whether any `"` occurs."""
+    lines, last, quotes = 0, b"\n", False
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             lines += chunk.count(b"\n")
+            quotes = quotes or b'"' in chunk
             last = chunk[-1:]
-    return lines + (last != b"\n")
+    return TextScan(lines + (last != b"\n"), quotes)
 
 
 def read_batches(path: Path, *, batch_size: int) -> Iterator[list[SourceRow]]:
@@ -97,13 +101,14 @@ def _csv_rows(path: Path) -> Iterator[SourceRow]:
         start = reader.line_num + 1
         for values in reader:
             if values:
-                if len(values) > len(names):
-                    yield SourceRow(
-                        start, dict(zip(names, values, strict=False)), "too many columns"
-                    )
-                else:
-                    yield SourceRow(start, dict(zip(names, values, strict=False)))
+                yield csv_row(start, names, values)
             start = reader.line_num + 1
+
+
+def csv_row(line: int, names: list[str], values: list[str]) -> SourceRow:
+    """One CSV record as a row: missing trailing cells are absent, extra ones an error."""
+    error = "too many columns" if len(values) > len(names) else None
+    return SourceRow(line, dict(zip(names, values, strict=False)), error)
 
 
 def _ndjson_rows(path: Path) -> Iterator[SourceRow]:
