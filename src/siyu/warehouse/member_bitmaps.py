@@ -168,8 +168,9 @@ def apply_member_changes(
     rows = _rows_of(connection, member_ids)
     touched = held | {(d, v) for d, v, _ in rows}
     bitmaps = _read(connection, touched)
+    leaving = BitMap(member_ids)  # built once: a big batch holds thousands of bitmaps
     for key in held:
-        bitmaps[key] -= BitMap(member_ids)
+        bitmaps[key] -= leaving
     for dimension, value, member_id in rows:
         bitmaps[(dimension, value)].add(member_id)
     with _keys_table(connection, touched):

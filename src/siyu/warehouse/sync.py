@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +60,10 @@ from siyu.warehouse.order_totals import (
 )
 
 MEMBER_OVERLAP = timedelta(days=1)
+# Members are read as plain rows, not ORM objects: a sync after a 1M-member import reads them
+# all (more than once, with the overlap), and building objects was most of its time.
+_MEMBERS = Member.__table__
+MemberRow = sa.Row[Any]
 IN_CHUNK = 5_000  # ids per IN (...) list: below SQLite's bound-parameter limit
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -337,12 +342,12 @@ class _Run:
         cursor: tuple[datetime, int] = (max(since, EPOCH), 0)
         while True:
             statement = (
-                sa.select(Member)
+                sa.select(_MEMBERS)
                 .where(sa.tuple_(Member.updated_at, Member.id) > sa.tuple_(*cursor))
                 .order_by(Member.updated_at, Member.id)
                 .limit(self.batch_size)
             )
-            members = list(self.session.execute(statement).scalars())
+            members = list(self.session.execute(statement))
             if not members:
                 return
             self._write_members(members, watermark_name="members")
@@ -350,48 +355,26 @@ class _Run:
 
     def _copy_members_by_id(self, member_ids: Sequence[int]) -> None:
         for chunk in _chunks(member_ids):
-            members = list(
-                self.session.execute(sa.select(Member).where(Member.id.in_(chunk))).scalars()
-            )
+            members = list(self.session.execute(sa.select(_MEMBERS).where(Member.id.in_(chunk))))
             if members:
                 self._write_members(members, watermark_name=None)
 
-    def _write_members(self, members: list[Member], *, watermark_name: str | None) -> None:
+    def _write_members(self, members: list[MemberRow], *, watermark_name: str | None) -> None:
         live = [m for m in members if m.merged_into_id is None]
         gone = [m.id for m in members if m.merged_into_id is not None]
         tags = self._tags_of([m.id for m in live])
+        rows = _member_batch(live)
+        tag_rows = pa.table(
+            {
+                "member_id": pa.array([t[0] for t in tags], pa.int64()),
+                "tag": pa.array([t[1] for t in tags], pa.string()),
+            }
+        )
         with _warehouse_transaction(self.warehouse) as connection:
-            held = held_bitmaps(connection, [m.id for m in members])
             changed = self._changed_members(connection, live)
-            if live:
-                self._insert_arrow(connection, "members", _member_batch(live), "INSERT OR REPLACE")
-            ids = pa.table(
-                {
-                    "member_id": pa.array([m.id for m in members], pa.int64()),
-                    "gone": pa.array([m.merged_into_id is not None for m in members], pa.bool_()),
-                }
-            )
-            connection.register("_member_ids", ids)
-            try:
-                connection.execute(
-                    "DELETE FROM member_tags WHERE member_id IN (SELECT member_id FROM _member_ids)"
-                )
-                connection.execute(
-                    "DELETE FROM members WHERE member_id IN "
-                    "(SELECT member_id FROM _member_ids WHERE gone)"
-                )
-            finally:
-                connection.unregister("_member_ids")
-            if tags:
-                batch = pa.table(
-                    {
-                        "member_id": pa.array([t[0] for t in tags], pa.int64()),
-                        "tag": [t[1] for t in tags],
-                    }
-                )
-                self._insert_arrow(connection, "member_tags", batch, "INSERT")
-            note_member_write(connection)
-            apply_member_changes(connection, [m.id for m in members], held=held)
+            dirty = _differing(connection, rows, tag_rows, gone)
+            if dirty:
+                self._rewrite_members(connection, dirty, rows, tag_rows)
             self._note_changes(connection, changed)
             if watermark_name:
                 newest = max(_micros(m.updated_at) for m in members)
@@ -401,7 +384,36 @@ class _Run:
         self.result.removed_members += len(gone)
         self.result.member_tags += len(tags)
 
-    def _changed_members(self, connection: Any, live: list[Member]) -> list[int]:
+    def _rewrite_members(
+        self, connection: Any, dirty: list[int], rows: pa.Table, tag_rows: pa.Table
+    ) -> None:
+        """Replace the warehouse rows and tags of the `dirty` members, remove the merged-away
+        ones among them, and move them between bitmaps."""
+        held = held_bitmaps(connection, dirty)
+        wanted = pa.array(dirty, pa.int64())
+        live = rows.filter(pc.is_in(rows.column("member_id"), value_set=wanted))
+        connection.register("_member_ids", pa.table({"member_id": wanted}))
+        connection.register("_live_ids", live.select(["member_id"]))
+        try:
+            connection.execute(
+                "DELETE FROM member_tags WHERE member_id IN (SELECT member_id FROM _member_ids)"
+            )
+            connection.execute(  # merged away: no row of their own any more
+                "DELETE FROM members WHERE member_id IN (SELECT member_id FROM _member_ids) "
+                "AND member_id NOT IN (SELECT member_id FROM _live_ids)"
+            )
+        finally:
+            connection.unregister("_member_ids")
+            connection.unregister("_live_ids")
+        if live.num_rows:
+            self._insert_arrow(connection, "members", live, "INSERT OR REPLACE")
+        tags = tag_rows.filter(pc.is_in(tag_rows.column("member_id"), value_set=wanted))
+        if tags.num_rows:
+            self._insert_arrow(connection, "member_tags", tags, "INSERT")
+        note_member_write(connection)
+        apply_member_changes(connection, dirty, held=held)
+
+    def _changed_members(self, connection: Any, live: list[MemberRow]) -> list[int]:
         """Members new to the warehouse or with a new `updated_at` (the overlap re-reads the
         unchanged ones; they must not count as touched)."""
         if not live:
@@ -455,8 +467,49 @@ class _Run:
         self.result.stores = len(stores)
 
 
-def _member_batch(members: list[Member]) -> pa.Table:
-    def erased(m: Member, value: Any) -> Any:
+def _differing(
+    connection: Any, rows: pa.Table, tag_rows: pa.Table, gone: Sequence[int]
+) -> list[int]:
+    """Members whose warehouse row or tags differ from `rows` / `tag_rows` (or are missing),
+    and merged-away members the warehouse still holds. The sync re-reads a day of members on
+    every run (MEMBER_OVERLAP); rewriting the unchanged ones, their tags and their bitmaps was
+    most of a sync after a big import, so only these are written."""
+    connection.register("_sync_members", rows)
+    connection.register("_sync_tags", tag_rows)
+    connection.register("_sync_gone", pa.table({"member_id": pa.array(gone, pa.int64())}))
+    try:
+        compared = " OR ".join(
+            f"b.{column} IS DISTINCT FROM m.{column}"
+            for column in rows.column_names
+            if column != "member_id"
+        )
+        found = connection.execute(
+            f"""WITH want AS (
+                SELECT member_id, list(tag ORDER BY tag) AS tags FROM _sync_tags
+                GROUP BY member_id),
+            have AS (
+                SELECT member_id, list(tag ORDER BY tag) AS tags FROM member_tags
+                WHERE member_id IN (SELECT member_id FROM _sync_members)
+                GROUP BY member_id)
+            SELECT b.member_id FROM _sync_members b
+            LEFT JOIN members m USING (member_id)
+            LEFT JOIN want w USING (member_id)
+            LEFT JOIN have h USING (member_id)
+            WHERE m.member_id IS NULL OR {compared} OR w.tags IS DISTINCT FROM h.tags
+            UNION
+            SELECT member_id FROM _sync_gone
+            WHERE member_id IN (SELECT member_id FROM members)
+                OR member_id IN (SELECT member_id FROM member_tags)
+            ORDER BY 1"""
+        ).fetchall()
+    finally:
+        for name in ("_sync_members", "_sync_tags", "_sync_gone"):
+            connection.unregister(name)
+    return [int(row[0]) for row in found]
+
+
+def _member_batch(members: list[MemberRow]) -> pa.Table:
+    def erased(m: MemberRow, value: Any) -> Any:
         # PIPL erasure: an erased member keeps only what reports need (no name, no birthday).
         return None if m.erased_at is not None else value
 

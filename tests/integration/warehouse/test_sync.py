@@ -180,3 +180,45 @@ def test_touched_members_are_recorded_per_run(siyu: Siyu) -> None:
         "SELECT DISTINCT member_id FROM member_changes WHERE seq = ?", [first.seq]
     ) == [(wang.id,)]
     assert second.order_lines == 0
+
+
+def _tag_wang(session: Any, member_id: int) -> None:
+    from siyu.tags.models import MemberTag, Tag, TagGroup
+
+    group = TagGroup(name="偏好", exclusive=False, created_at=op.T0)
+    session.add(group)
+    session.flush()
+    tag = Tag(group_id=group.id, name="家居", created_at=op.T0)
+    session.add(tag)
+    session.flush()
+    session.add(MemberTag(member_id=member_id, tag_id=tag.id, tagged_at=op.T0))
+
+
+def test_rereading_unchanged_members_writes_nothing(siyu: Siyu) -> None:
+    # given Wang Fang synced once (the next run re-reads her: she changed within the overlap)
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        _tag_wang(session, wang.id)
+    run_sync(siyu)
+    generation = read_watermark(siyu.warehouse, "members_generation")
+    # when nothing changed since
+    result = run_sync(siyu)
+    # then she is read again but neither her row, her tags nor her bitmaps are rewritten
+    assert result.members == 1
+    assert read_watermark(siyu.warehouse, "members_generation") == generation
+    assert siyu.warehouse.query("SELECT tag FROM member_tags") == [("偏好:家居",)]
+
+
+def test_a_tag_added_at_the_same_instant_is_still_copied(siyu: Siyu) -> None:
+    # given Wang Fang synced, then tagged with her updated_at unchanged (a fixed clock)
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+    run_sync(siyu)
+    with transaction(siyu.session_factory) as session:
+        _tag_wang(session, wang.id)
+    # when
+    run_sync(siyu)
+    # then the content differs from the warehouse's, so it is written
+    assert siyu.warehouse.query("SELECT member_id, tag FROM member_tags") == [
+        (wang.id, "偏好:家居")
+    ]
