@@ -40,9 +40,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.identity.models import Member, MemberMerge
 from siyu.ingest.models import Event
-from siyu.orders.models import OrderLine
 from siyu.staff.models import Store
 from siyu.staff.warehouse_owners import sync_member_owners
+from siyu.store_copy import Column, Source, copy_rows, create_target
 from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
@@ -231,32 +231,66 @@ class _Run:
     # -- order lines and events ----------------------------------------------------------
 
     def copy_order_lines(self) -> None:
-        table = OrderLine.__table__
-        for lines in self._batches(sa.select(table), table.c.id, "order_lines"):
-            self._write_order_lines(lines)
+        """Lines past the watermark, a batch at a time: copied out of the store as CSV
+        (`siyu.store_copy`), converted in DuckDB, written with their watermark in one
+        transaction."""
+        connection = self.warehouse.connection
+        try:
+            while True:
+                create_target(connection, "_staged_lines", _STORED_LINES)
+                watermark = read_watermark(self.warehouse, "order_lines")
+                copied = copy_rows(
+                    self.session,
+                    connection,
+                    _STORED_LINES,
+                    "_staged_lines",
+                    after_id=watermark,
+                    limit=self.batch_size,
+                )
+                if not copied:
+                    return
+                self._write_order_lines(connection, copied)
+        finally:
+            connection.execute("DROP TABLE IF EXISTS _staged_lines")
 
-    def _write_order_lines(self, lines: list[Any]) -> None:
-        owners = self._resolve(line.member_id for line in lines)
-        batch = pa.table(
-            {
-                "line_key": [f"{line.order_id}:{line.line_no}" for line in lines],
-                "order_id": [line.order_id for line in lines],
-                "line_no": pa.array([line.line_no for line in lines], pa.int32()),
-                "member_id": pa.array([owners[line.member_id] for line in lines], pa.int64()),
-                "store_code": [line.store_code for line in lines],
-                "channel": [line.channel for line in lines],
-                "paid_at": pa.array(
-                    [_naive_utc(line.paid_at) for line in lines], pa.timestamp("us")
-                ),
-                "paid_date": pa.array(
-                    [self._business_date(line.paid_at) for line in lines], pa.date32()
-                ),
-                "amount": pa.array([line.amount for line in lines], pa.decimal128(14, 2)),
-                "status": [line.status for line in lines],
-                "category": [line.category for line in lines],
-                "sku": [line.sku for line in lines],
-            }
+    def _write_order_lines(self, connection: Any, copied: int) -> None:
+        """The staged lines into `order_lines`, their members resolved through merges and
+        their business dates computed in the business time zone."""
+        member_ids = [
+            row[0]
+            for row in connection.execute("SELECT DISTINCT member_id FROM _staged_lines").fetchall()
+        ]
+        owners = self._resolve(member_ids)
+        zone = _zone_table(connection, self.tz)
+        connection.register(
+            "_line_owners",
+            pa.table(
+                {
+                    "member_id": pa.array(list(owners), pa.int64()),
+                    "owner": pa.array(list(owners.values()), pa.int64()),
+                }
+            ),
         )
+        connection.register("_line_zone", zone)
+        try:
+            batch = connection.sql(
+                """SELECT s.order_id || ':' || s.line_no AS line_key, s.order_id, s.line_no,
+                    o.owner AS member_id, s.store_code, s.channel, s.paid_at,
+                    coalesce(z.paid_date,
+                        CAST(s.paid_at + to_seconds(h.offset_seconds) AS DATE)) AS paid_date,
+                    s.amount, s.status, s.category, s.sku
+                FROM _staged_lines s JOIN _line_owners o USING (member_id)
+                LEFT JOIN _line_zone h ON h.hour = date_trunc('hour', s.paid_at)
+                    AND h.instant IS NULL
+                LEFT JOIN _line_zone z ON z.instant = s.paid_at
+                ORDER BY s.id"""
+            ).to_arrow_table()
+        finally:
+            connection.unregister("_line_owners")
+            connection.unregister("_line_zone")
+        if batch.num_rows != copied:  # every line has a member; never drop one silently
+            raise RuntimeError(f"sync: {copied} order lines staged, {batch.num_rows} resolved")
+        last_id = connection.execute("SELECT max(id) FROM _staged_lines").fetchall()[0][0]
         with _warehouse_transaction(self.warehouse) as connection:
             lines_before = count_lines(connection)
             self._insert_arrow(connection, "order_lines", batch, "INSERT")
@@ -264,8 +298,8 @@ class _Run:
                 connection, batch.column("order_id").to_pylist(), lines_before=lines_before
             )
             self._note_changes(connection, owners.values())
-            self._set_watermark(connection, "order_lines", lines[-1].id)
-        self.result.order_lines += len(lines)
+            self._set_watermark(connection, "order_lines", int(last_id))
+        self.result.order_lines += batch.num_rows
 
     def _business_date(self, instant: datetime) -> date:
         return instant.astimezone(self.tz).date()
@@ -465,6 +499,70 @@ class _Run:
             if stores:
                 self._insert_arrow(connection, "stores", batch, "INSERT")
         self.result.stores = len(stores)
+
+
+_STORED_LINES = Source(
+    "order_lines",
+    (
+        Column("id", "BIGINT"),
+        Column("order_id", "VARCHAR"),
+        Column("line_no", "INTEGER"),
+        Column("member_id", "BIGINT"),
+        Column("store_code", "VARCHAR"),
+        Column("channel", "VARCHAR"),
+        Column("paid_at", "TIMESTAMP"),
+        Column("amount", "DECIMAL(14, 2)"),
+        Column("status", "VARCHAR"),
+        Column("category", "VARCHAR"),
+        Column("sku", "VARCHAR"),
+    ),
+)
+
+
+def _zone_table(connection: Any, tz: tzinfo) -> pa.Table:
+    """The business time zone's UTC offset for every UTC hour the staged lines fall in, by
+    Python's zoneinfo (as `_business_date` reads it). An hour with a transition inside it
+    gets no offset; its lines get their business date one by one (`instant` rows)."""
+    hours = [
+        row[0]
+        for row in connection.execute(
+            "SELECT DISTINCT date_trunc('hour', paid_at) FROM _staged_lines"
+        ).fetchall()
+    ]
+    rows: list[tuple[datetime, datetime | None, int | None, date | None]] = []
+    irregular: list[datetime] = []
+    for hour in hours:
+        start = hour.replace(tzinfo=UTC)
+        first = start.astimezone(tz).utcoffset()
+        if (
+            first is not None
+            and first == (start + timedelta(seconds=3599)).astimezone(tz).utcoffset()
+        ):
+            rows.append((hour, None, int(first.total_seconds()), None))
+        else:
+            irregular.append(hour)
+    if irregular:
+        connection.register(
+            "_irregular_hours", pa.table({"hour": pa.array(irregular, pa.timestamp("us"))})
+        )
+        try:
+            instants = connection.execute(
+                "SELECT DISTINCT paid_at FROM _staged_lines WHERE date_trunc('hour', paid_at) "
+                "IN (SELECT hour FROM _irregular_hours)"
+            ).fetchall()
+        finally:
+            connection.unregister("_irregular_hours")
+        for (instant,) in instants:
+            local = instant.replace(tzinfo=UTC).astimezone(tz).date()
+            rows.append((instant, instant, None, local))
+    return pa.table(
+        {
+            "hour": pa.array([r[0] for r in rows], pa.timestamp("us")),
+            "instant": pa.array([r[1] for r in rows], pa.timestamp("us")),
+            "offset_seconds": pa.array([r[2] for r in rows], pa.int64()),
+            "paid_date": pa.array([r[3] for r in rows], pa.date32()),
+        }
+    )
 
 
 def _differing(

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 
 from siyu.bootstrap import Siyu
@@ -51,6 +52,69 @@ def test_order_lines_are_copied_with_business_date(siyu: Siyu) -> None:
         ("A1", wang.id, date(2026, 6, 1), Decimal("39.00")),
         ("A2", wang.id, date(2026, 6, 2), Decimal("39.00")),
     ]
+
+
+def test_any_text_and_amount_survive_the_copy_out_of_the_store(siyu: Siyu) -> None:
+    # given lines whose texts hold commas, quotes, line breaks, CJK, an empty string and NULL
+    awkward = ['tea, "oolong"', "line\nbreak", "茶\u001f叶", ""]
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        for number, text in enumerate(awkward):
+            line = op.order_line(
+                session, member_id=wang.id, order_id=f"T{number}", amount="1234567.89"
+            )
+            line.category, line.sku = text, None
+    # when
+    run_sync(siyu)
+    # then every value arrives exactly, NULL stays NULL and the empty string stays empty
+    assert siyu.warehouse.query(
+        "SELECT category, sku, amount FROM order_lines ORDER BY order_id"
+    ) == [(text, None, Decimal("1234567.89")) for text in awkward]
+
+
+def test_business_dates_follow_a_daylight_saving_change(siyu: Siyu) -> None:
+    # given a brand in New York, where clocks went back at 06:00 UTC on 2026-11-01
+    new_york = ZoneInfo("America/New_York")
+    instants = [
+        datetime(2026, 11, 1, 3, 59, tzinfo=UTC),  # 23:59 EDT on Oct 31
+        datetime(2026, 11, 1, 4, 0, tzinfo=UTC),  # 00:00 EDT on Nov 1
+        datetime(2026, 11, 2, 4, 30, tzinfo=UTC),  # 23:30 EST on Nov 1
+        datetime(2026, 11, 2, 5, 0, tzinfo=UTC),  # 00:00 EST on Nov 2
+    ]
+    with transaction(siyu.session_factory) as session:
+        wang = op.member(session)
+        for number, instant in enumerate(instants):
+            op.order_line(session, member_id=wang.id, order_id=f"N{number}", paid_at=instant)
+    # when
+    sync_all(session_factory=siyu.session_factory, warehouse=siyu.warehouse, tz=new_york)
+    # then each line's business date is its New York calendar day
+    assert siyu.warehouse.query("SELECT paid_date FROM order_lines ORDER BY order_id") == [
+        (date(2026, 10, 31),),
+        (date(2026, 11, 1),),
+        (date(2026, 11, 1),),
+        (date(2026, 11, 2),),
+    ]
+
+
+def test_an_hour_with_a_clock_change_inside_gets_dates_line_by_line() -> None:
+    # given Lord Howe Island, whose clocks move half an hour at 15:30 UTC on 2026-10-03
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    connection = duckdb.connect()
+    connection.execute("CREATE TABLE _staged_lines (paid_at TIMESTAMP)")
+    connection.execute(
+        "INSERT INTO _staged_lines VALUES ('2026-10-03 15:10:00'), ('2026-10-03 15:50:00'), "
+        "('2026-10-03 16:10:00')"
+    )
+    # when
+    zone = sync_module._zone_table(connection, lord_howe)
+    # then the hour with the change has no single offset, only each instant's own date
+    rows = sorted(zone.to_pylist(), key=lambda row: (row["hour"], row["instant"] or row["hour"]))
+    assert [(r["instant"] is None, r["offset_seconds"]) for r in rows] == [
+        (False, None),
+        (False, None),
+        (True, 11 * 3600),
+    ]
+    assert [r["paid_date"] for r in rows[:2]] == [date(2026, 10, 4), date(2026, 10, 4)]
 
 
 def test_second_run_copies_only_new_rows(siyu: Siyu) -> None:
