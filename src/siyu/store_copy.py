@@ -10,8 +10,8 @@ costs 1-3 µs a row and a datetime or Decimal object per field, the bulk of eith
 - Any other driver: the DB-API cursor's rows, one Arrow block at a time.
 
 Instants leave the store as naive UTC text (how SQLite keeps them; PostgreSQL converts with
-`AT TIME ZONE 'UTC'`), so a TIMESTAMP column here is UTC. Rows come in `id` order: a copy can
-resume after the last id it saw.
+`AT TIME ZONE 'UTC'`), so a TIMESTAMP column here is UTC. With a `limit`, the rows are the
+first ones past `after_id` in id order, so a copy can resume after the last id it saw.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Column:
     """One column to copy: its DuckDB type and the store's SQL for it (default: its name)."""
 
     name: str
-    type: str  # VARCHAR, BIGINT, INTEGER, TINYINT, BOOLEAN, TIMESTAMP, DECIMAL(p, s)
+    type: str  # VARCHAR, BIGINT, INTEGER, TINYINT, DATE, TIMESTAMP, DECIMAL(p, s)
     sql: str | None = None
 
     @property
@@ -78,8 +78,9 @@ def copy_rows(
 
 def _select(source: Source, fields: str, after_id: int | None, limit: int | None) -> str:
     after = "" if after_id is None else f" AND id > {int(after_id)}"
-    cap = "" if limit is None else f" LIMIT {int(limit)}"
-    return f"SELECT {fields} FROM {source.table} WHERE ({source.where}){after} ORDER BY id{cap}"
+    # Order only matters when a limit cuts the rows: a whole-table copy skips the sort.
+    cap = "" if limit is None else f" ORDER BY id LIMIT {int(limit)}"
+    return f"SELECT {fields} FROM {source.table} WHERE ({source.where}){after}{cap}"
 
 
 def _read_csv(duck: duckdb.DuckDBPyConnection, path: Path, source: Source, target: str) -> None:
@@ -100,8 +101,6 @@ def _sqlite_field(column: Column) -> str:
     if column.type == "VARCHAR":
         quoted = f"""'"' || replace({value}, '"', '""') || '"'"""
         return f"CASE WHEN {value} IS NULL THEN '' ELSE {quoted} END"
-    if column.type == "BOOLEAN":
-        return f"CASE WHEN {value} IS NULL THEN '' WHEN {value} THEN 'true' ELSE 'false' END"
     return f"coalesce(CAST({value} AS TEXT), '')"
 
 

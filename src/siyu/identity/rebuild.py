@@ -3,9 +3,9 @@
 Same rules and same result as `regroup(member_ids=None, recompute_pollution=True)` (docs/oneid.md
 rule 6), computed in bulk instead of per record in Python:
 
-1. Records (member rows, order lines, events), observations and identities are read from the
-   store with one scan each (raw DB-API cursor, fetched in blocks into Arrow) into a private
-   in-memory DuckDB, not the warehouse.
+1. Records (member rows, order lines, events), observations and identities are copied out of
+   the store with one scan each (`siyu.store_copy`: CSV built by SQLite or PostgreSQL's COPY,
+   parsed by DuckDB) into a private in-memory DuckDB, not the warehouse.
 2. Pollution is recounted with one GROUP BY (distinct member_no values per other value).
 3. Components: min-label propagation over (record, hub) edges, a hub being a clean identity
    value or an order id; each round also jumps labels to their label's label, so it converges
@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -47,23 +44,47 @@ from siyu.identity.regroup import (
     _shared_value,
     _Stored,
 )
+from siyu.store_copy import Column, Source, copy_rows, create_target
 
-FETCH = 200_000
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
 _RECORD_SOURCES = (
-    ("member", "member_records", ("record_key", "NULL", "NULL", "id", "member_id")),
-    ("order", "order_lines", ("order_id", "order_id", "line_no", "id", "member_id")),
-    ("event", "events", ("event_id", "NULL", "NULL", "id", "member_id")),
+    ("member", "member_records", ("record_key", "NULL", "NULL")),
+    ("order", "order_lines", ("order_id", "order_id", "line_no")),
+    ("event", "events", ("event_id", "NULL", "NULL")),
 )
-_RECORD_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("order_id", pa.string()),
-        ("line_no", pa.int64()),
-        ("row_id", pa.int64()),
-        ("member_id", pa.int64()),
-    ]
+_OBSERVATIONS = Source(
+    "identity_observations",
+    (
+        Column("kind", "VARCHAR", "record_kind"),
+        Column("key", "VARCHAR", "record_key"),
+        Column("identity_id", "BIGINT"),
+    ),
 )
+_IDENTITIES = Source(
+    "identities",
+    (
+        Column("id", "BIGINT"),
+        Column("type", "VARCHAR"),
+        Column("value", "VARCHAR"),
+        Column("member_id", "BIGINT"),
+        Column("polluted", "TINYINT", "CASE WHEN polluted THEN 1 ELSE 0 END"),
+    ),
+)
+
+
+def _records(table: str, key: str, order_id: str, line_no: str) -> Source:
+    """One kind of record (member rows, order lines, events) with its member."""
+    return Source(
+        table,
+        (
+            Column("key", "VARCHAR", key),
+            Column("order_id", "VARCHAR", order_id),
+            Column("line_no", "BIGINT", line_no),
+            Column("row_id", "BIGINT", "id"),
+            Column("member_id", "BIGINT"),
+        ),
+        where="member_id IS NOT NULL",
+    )
 
 
 def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> RegroupOutcome:
@@ -93,127 +114,15 @@ def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _blocks(session: Session, sql: str) -> Iterator[Sequence[Any]]:
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(FETCH):
-            yield rows
-    finally:
-        cursor.close()
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Columns of one store table to copy (`where` filters; `id` is the table's key)."""
-
-    table: str
-    columns: Sequence[str]
-    where: str = "TRUE"
-
-    @property
-    def sql(self) -> str:
-        return f"SELECT {', '.join(self.columns)} FROM {self.table} WHERE {self.where}"
-
-
-def _copy(
-    session: Session,
-    duck: duckdb.DuckDBPyConnection,
-    source: _Source,
-    schema: pa.Schema,
-    table: str,
-) -> None:
-    driver = session.get_bind().dialect.driver
-    if driver == "psycopg":  # psycopg 3: COPY, no row objects
-        _copy_csv(session, duck, source.sql, schema, table)
-        return
-    if driver == "pysqlite":
-        _copy_sqlite(session, duck, source, schema, table)
-        return
-    for rows in _blocks(session, source.sql):
-        values = zip(*rows, strict=True)
-        columns = [pa.array(col, type=f.type) for col, f in zip(values, schema, strict=True)]
-        block = pa.Table.from_arrays(columns, schema=schema)  # noqa: F841 — read by DuckDB
-        duck.execute(f"INSERT INTO {table} SELECT * FROM block")
-
-
-def _copy_sqlite(
-    session: Session,
-    duck: duckdb.DuckDBPyConnection,
-    source: _Source,
-    schema: pa.Schema,
-    table: str,
-) -> None:
-    """SQLite: each block of rows joined into one text by SQLite itself (unit-separated fields,
-    one line a row), parsed by DuckDB — no Python object per row or field. A value holding a
-    line break or a unit separator makes the parse fail loudly, never drops a row."""
-    fields = " || char(31) || ".join(f"coalesce(CAST({c} AS TEXT), '')" for c in source.columns)
-    statement = (
-        f"SELECT max(id), group_concat(line, char(10)) FROM (SELECT id, {fields} AS line "
-        f"FROM {source.table} WHERE id > ? AND {source.where} ORDER BY id LIMIT {FETCH})"
-    )
-    types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int8(): "TINYINT"}
-    columns = ", ".join(f"'{field.name}': '{types[field.type]}'" for field in schema)
-    cursor = session.connection().connection.cursor()
-    try:
-        with tempfile.TemporaryDirectory(prefix="siyu-rebuild-") as folder:
-            path, last = Path(folder) / f"{table}.txt", -(2**63)
-            while (row := cursor.execute(statement, (last,)).fetchone())[0] is not None:
-                last = row[0]
-                path.write_text(row[1] + "\n", encoding="utf-8")
-                duck.execute(
-                    f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, "
-                    f"delim = chr(31), quote = '', escape = '', strict_mode = true, "
-                    f"columns = {{{columns}}})",
-                    [str(path)],
-                )
-    finally:
-        cursor.close()
-
-
-def _copy_csv(
-    session: Session, duck: duckdb.DuckDBPyConnection, sql: str, schema: pa.Schema, table: str
-) -> None:
-    """PostgreSQL: COPY … TO STDOUT as CSV into a scratch file DuckDB parses in parallel.
-
-    Python only moves bytes here; fetching rows as tuples costs ~1-3 µs a row, the bulk of a
-    rebuild at millions of rows."""
-    types = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.int8(): "TINYINT"}
-    columns = ", ".join(f"'{field.name}': '{types[field.type]}'" for field in schema)
-    with tempfile.TemporaryDirectory(prefix="siyu-rebuild-") as folder:
-        path = Path(folder) / f"{table}.csv"
-        cursor = session.connection().connection.cursor()
-        try:
-            with (
-                path.open("wb") as sink,
-                cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy,
-            ):
-                for data in copy:
-                    sink.write(data)
-        finally:
-            cursor.close()
-        if path.stat().st_size == 0:  # an empty table: nothing for the CSV reader to sniff
-            return
-        duck.execute(
-            f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, delim = ',', "
-            f"quote = '\"', escape = '\"', allow_quoted_nulls = false, "
-            f"columns = {{{columns}}})",
-            [str(path)],
-        )
-
-
 def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
     duck.execute(
         "CREATE TABLE raw_records (kind_rank TINYINT, key VARCHAR, order_id VARCHAR, "
         "line_no BIGINT, row_id BIGINT, member_id BIGINT)"
     )
     for kind, table_name, columns in _RECORD_SOURCES:
-        duck.execute(
-            "CREATE TEMP TABLE staged (key VARCHAR, order_id VARCHAR, line_no BIGINT, "
-            "row_id BIGINT, member_id BIGINT)"
-        )
-        source = _Source(table_name, columns, "member_id IS NOT NULL")
-        _copy(session, duck, source, _RECORD_SCHEMA, "staged")
+        source = _records(table_name, *columns)
+        create_target(duck, "staged", source)
+        copy_rows(session, duck, source, "staged")
         key = "key || ':' || line_no::VARCHAR" if kind == "order" else "key"
         duck.execute(
             f"INSERT INTO raw_records SELECT {KIND_RANK[kind]}, {key}, order_id, line_no, "
@@ -225,36 +134,9 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
         "AS idx, kind_rank, key, order_id, row_id, member_id FROM raw_records"
     )
     duck.execute("DROP TABLE raw_records")
-    duck.execute(
-        "CREATE TABLE observations (kind VARCHAR, key VARCHAR, identity_id BIGINT); "
-        "CREATE TABLE identities (id BIGINT, type VARCHAR, value VARCHAR, member_id BIGINT, "
-        "polluted BOOLEAN)"
-    )
-    _copy(
-        session,
-        duck,
-        _Source("identity_observations", ("record_kind", "record_key", "identity_id")),
-        pa.schema([("kind", pa.string()), ("key", pa.string()), ("identity_id", pa.int64())]),
-        "observations",
-    )
-    _copy(
-        session,
-        duck,
-        _Source(
-            "identities",
-            ("id", "type", "value", "member_id", "CASE WHEN polluted THEN 1 ELSE 0 END"),
-        ),
-        pa.schema(
-            [
-                ("id", pa.int64()),
-                ("type", pa.string()),
-                ("value", pa.string()),
-                ("member_id", pa.int64()),
-                ("polluted", pa.int8()),
-            ]
-        ),
-        "identities",
-    )
+    for name, source in (("observations", _OBSERVATIONS), ("identities", _IDENTITIES)):
+        create_target(duck, name, source)
+        copy_rows(session, duck, source, name)
     # Observations of stored records only (not of records erased since), as record indexes.
     ranks = " ".join(f"WHEN '{kind}' THEN {rank}" for kind, rank in KIND_RANK.items())
     duck.execute(

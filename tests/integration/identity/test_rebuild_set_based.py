@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from siyu import store_copy
 from siyu.bootstrap import Siyu
-from siyu.identity import rebuild
 from siyu.identity import service as identity_service
 from siyu.identity.models import Identity, Member, MemberMerge, MemberRecord
 from siyu.identity.regroup import regroup
@@ -147,7 +147,7 @@ def test_a_copy_in_many_blocks_agrees_and_a_second_rebuild_changes_nothing(
     # Given a brand imported under a limit of 20, and SQLite copies cut into blocks of two rows
     # (real blocks are 200k rows: every other test copies each table in one block)
     _given_a_brand(siyu, limit=20)
-    monkeypatch.setattr(rebuild, "FETCH", 2)
+    monkeypatch.setattr(store_copy, "BLOCK", 2)
     with siyu.session_factory() as session:
         known = session.scalar(sa.select(sa.func.max(Member.id))) or 0
         expected = regroup(
