@@ -3,9 +3,9 @@
 The full OneID rebuild and the warehouse sync read millions of rows; fetching them as tuples
 costs 1-3 µs a row and a datetime or Decimal object per field, the bulk of either job. Here:
 
-- SQLite builds each block of rows into one CSV text itself (`group_concat`), which DuckDB
-  parses. Text is quoted and its quotes doubled, so any value round-trips (line breaks, commas);
-  NULL is an empty unquoted field, the empty string a quoted one.
+- SQLite builds each block of rows into one CSV text itself (`printf('%Q,…')` and
+  `group_concat`), which DuckDB parses. Values are single-quoted with their quotes doubled, so
+  any text round-trips (line breaks, commas); NULL is the bare word NULL.
 - PostgreSQL writes CSV with `COPY … TO STDOUT` (same NULL convention); Python only moves bytes.
 - Any other driver: the DB-API cursor's rows, one Arrow block at a time.
 
@@ -83,25 +83,18 @@ def _select(source: Source, fields: str, after_id: int | None, limit: int | None
     return f"SELECT {fields} FROM {source.table} WHERE ({source.where}){after}{cap}"
 
 
-def _read_csv(duck: duckdb.DuckDBPyConnection, path: Path, source: Source, target: str) -> None:
-    types = ", ".join(f"'{c.name}': 'VARCHAR'" for c in source.columns)
-    casts = ", ".join(f"CAST({c.name} AS {c.type})" for c in source.columns)
-    # Read as text and cast here: DuckDB's CSV sniffer never guesses, and the cast's error
-    # names the value when a store holds something unexpected.
+def _read_csv(
+    duck: duckdb.DuckDBPyConnection, path: Path, source: Source, target: str, *, quote: str
+) -> None:
+    types = ", ".join(f"'{c.name}': '{c.type}'" for c in source.columns)
+    # SQLite writes NULL as the bare word NULL; PostgreSQL as an empty unquoted field.
+    null = "NULL" if quote == "'" else ""
     duck.execute(
-        f"INSERT INTO {target} SELECT {casts} FROM read_csv(?, header = false, delim = ',', "
-        f"quote = '\"', escape = '\"', allow_quoted_nulls = false, strict_mode = true, "
+        f"INSERT INTO {target} SELECT * FROM read_csv(?, header = false, delim = ',', "
+        f"quote = ?, escape = ?, nullstr = ?, allow_quoted_nulls = false, strict_mode = true, "
         f"columns = {{{types}}})",
-        [str(path)],
+        [str(path), quote, quote, null],
     )
-
-
-def _sqlite_field(column: Column) -> str:
-    value = column.expression
-    if column.type == "VARCHAR":
-        quoted = f"""'"' || replace({value}, '"', '""') || '"'"""
-        return f"CASE WHEN {value} IS NULL THEN '' ELSE {quoted} END"
-    return f"coalesce(CAST({value} AS TEXT), '')"
 
 
 def _copy_sqlite(
@@ -112,7 +105,10 @@ def _copy_sqlite(
     after_id: int | None,
     limit: int | None,
 ) -> int:
-    line = " || ',' || ".join(_sqlite_field(c) for c in source.columns)
+    # printf's %Q quotes a value in single quotes (doubling any inside) and writes NULL as
+    # NULL: one C call per row, about twice as fast as building the line with || and replace().
+    formats = ",".join("%Q" for _ in source.columns)
+    line = f"printf('{formats}', {', '.join(c.expression for c in source.columns)})"
     cursor = session.connection().connection.cursor()
     copied, last = 0, -(2**63) if after_id is None else after_id
     try:
@@ -126,7 +122,7 @@ def _copy_sqlite(
                 if top is None:
                     break
                 path.write_text(text + "\n", encoding="utf-8")
-                _read_csv(duck, path, source, target)
+                _read_csv(duck, path, source, target, quote="'")
                 copied, last = copied + count, top
                 if count < block:
                     break
@@ -165,7 +161,7 @@ def _copy_postgres(
         finally:
             cursor.close()
         if path.stat().st_size:  # an empty file has nothing for the reader
-            _read_csv(duck, path, source, target)
+            _read_csv(duck, path, source, target, quote='"')
     return _count(duck, target) - before
 
 
