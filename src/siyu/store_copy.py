@@ -45,11 +45,14 @@ class Column:
 
 @dataclass(frozen=True)
 class Source:
-    """Rows of one store table (`where` filters; the table's key is `id`)."""
+    """Rows of one store table (`where` filters). `key` orders and resumes a copy: a unique
+    integer column; `rowid` for a table without one (SQLite's; elsewhere such a table can only
+    be copied whole, with no `limit` or `after_id`)."""
 
     table: str
     columns: Sequence[Column]
     where: str = "TRUE"
+    key: str = "id"
 
 
 def create_target(duck: duckdb.DuckDBPyConnection, target: str, source: Source) -> None:
@@ -77,9 +80,9 @@ def copy_rows(
 
 
 def _select(source: Source, fields: str, after_id: int | None, limit: int | None) -> str:
-    after = "" if after_id is None else f" AND id > {int(after_id)}"
+    after = "" if after_id is None else f" AND {source.key} > {int(after_id)}"
     # Order only matters when a limit cuts the rows: a whole-table copy skips the sort.
-    cap = "" if limit is None else f" ORDER BY id LIMIT {int(limit)}"
+    cap = "" if limit is None else f" ORDER BY {source.key} LIMIT {int(limit)}"
     return f"SELECT {fields} FROM {source.table} WHERE ({source.where}){after}{cap}"
 
 
@@ -116,7 +119,7 @@ def _copy_sqlite(
             path = Path(folder) / f"{target}.csv"
             while limit is None or copied < limit:
                 block = BLOCK if limit is None else min(BLOCK, limit - copied)
-                inner = _select(source, f"id, {line} AS line", last, block)
+                inner = _select(source, f"{source.key} AS id, {line} AS line", last, block)
                 statement = f"SELECT max(id), count(*), group_concat(line, char(10)) FROM ({inner})"
                 top, count, text = cursor.execute(statement).fetchone()
                 if top is None:

@@ -371,52 +371,93 @@ class _Run:
     # -- members and tags ----------------------------------------------------------------
 
     def copy_members(self, *, full: bool) -> None:
+        """Members changed since the watermark (less MEMBER_OVERLAP) and their tags, copied out
+        of the store as CSV (`siyu.store_copy`) and written a batch at a time; only those whose
+        row or tags differ from the warehouse's are rewritten. The watermark moves once every
+        batch is in: a run cut short re-reads them, which writes nothing twice."""
         watermark = 0 if full else read_watermark(self.warehouse, "members")
-        since = EPOCH + timedelta(microseconds=watermark) - MEMBER_OVERLAP
-        cursor: tuple[datetime, int] = (max(since, EPOCH), 0)
-        while True:
-            statement = (
-                sa.select(_MEMBERS)
-                .where(sa.tuple_(Member.updated_at, Member.id) > sa.tuple_(*cursor))
-                .order_by(Member.updated_at, Member.id)
-                .limit(self.batch_size)
-            )
-            members = list(self.session.execute(statement))
-            if not members:
-                return
-            self._write_members(members, watermark_name="members")
-            cursor = (members[-1].updated_at, members[-1].id)
+        since = max(EPOCH + timedelta(microseconds=watermark) - MEMBER_OVERLAP, EPOCH)
+        changed_since = f"updated_at >= {_instant_literal(self.session, since)}"
+        connection = self.warehouse.connection
+        members = Source("members", _STORED_MEMBER_COLUMNS, where=changed_since)
+        tags = Source(
+            "member_tags",
+            _STORED_TAG_COLUMNS,
+            where=f"member_id IN (SELECT id FROM members WHERE {changed_since})",
+            key="rowid",
+        )
+        try:
+            for name, source in (("_staged_members", members), ("_staged_tags", tags)):
+                create_target(connection, name, source)
+                copy_rows(self.session, connection, source, name)
+            ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT id FROM _staged_members ORDER BY id"
+                ).fetchall()
+            ]
+            for start in range(0, len(ids), self.batch_size):
+                chunk = ids[start : start + self.batch_size]
+                self._write_staged_members(connection, chunk[0], chunk[-1])
+            newest = connection.execute("SELECT max(updated_at) FROM _staged_members").fetchall()
+        finally:
+            connection.execute("DROP TABLE IF EXISTS _staged_members")
+            connection.execute("DROP TABLE IF EXISTS _staged_tags")
+        if newest[0][0] is not None:
+            micros = _micros(newest[0][0].replace(tzinfo=UTC))
+            with _warehouse_transaction(self.warehouse) as connection:
+                previous = read_watermark(self.warehouse, "members")
+                self._set_watermark(connection, "members", max(micros, previous))
+
+    def _write_staged_members(self, connection: Any, low: int, high: int) -> None:
+        between = f"BETWEEN {int(low)} AND {int(high)}"
+        rows = connection.sql(
+            f"""SELECT id AS member_id, gender,
+                CASE WHEN erased_at IS NULL THEN birthday END AS birthday,
+                registered_at, store_code, channel,
+                CASE WHEN erased_at IS NULL THEN name END AS name, updated_at
+            FROM _staged_members WHERE merged_into_id IS NULL AND id {between} ORDER BY id"""
+        ).to_arrow_table()
+        tag_rows = connection.sql(
+            f"""SELECT DISTINCT t.member_id, t.tag FROM _staged_tags t
+            JOIN _staged_members m ON m.id = t.member_id AND m.merged_into_id IS NULL
+            WHERE t.member_id {between} ORDER BY 1, 2"""
+        ).to_arrow_table()
+        gone = [
+            row[0]
+            for row in connection.execute(
+                f"SELECT id FROM _staged_members WHERE merged_into_id IS NOT NULL AND id {between}"
+            ).fetchall()
+        ]
+        self._write_member_rows(rows, tag_rows, gone)
 
     def _copy_members_by_id(self, member_ids: Sequence[int]) -> None:
         for chunk in _chunks(member_ids):
             members = list(self.session.execute(sa.select(_MEMBERS).where(Member.id.in_(chunk))))
             if members:
-                self._write_members(members, watermark_name=None)
+                live = [m for m in members if m.merged_into_id is None]
+                tags = self._tags_of([m.id for m in live])
+                tag_rows = pa.table(
+                    {
+                        "member_id": pa.array([t[0] for t in tags], pa.int64()),
+                        "tag": pa.array([t[1] for t in tags], pa.string()),
+                    }
+                )
+                gone = [m.id for m in members if m.merged_into_id is not None]
+                self._write_member_rows(_member_batch(live), tag_rows, gone)
 
-    def _write_members(self, members: list[MemberRow], *, watermark_name: str | None) -> None:
-        live = [m for m in members if m.merged_into_id is None]
-        gone = [m.id for m in members if m.merged_into_id is not None]
-        tags = self._tags_of([m.id for m in live])
-        rows = _member_batch(live)
-        tag_rows = pa.table(
-            {
-                "member_id": pa.array([t[0] for t in tags], pa.int64()),
-                "tag": pa.array([t[1] for t in tags], pa.string()),
-            }
-        )
+    def _write_member_rows(self, rows: pa.Table, tag_rows: pa.Table, gone: list[int]) -> None:
+        """Live members' warehouse rows and tags, and merged-away member ids, in one
+        transaction; only what differs from the warehouse is written."""
         with _warehouse_transaction(self.warehouse) as connection:
-            changed = self._changed_members(connection, live)
+            changed = self._changed_members(connection, rows)
             dirty = _differing(connection, rows, tag_rows, gone)
             if dirty:
                 self._rewrite_members(connection, dirty, rows, tag_rows)
             self._note_changes(connection, changed)
-            if watermark_name:
-                newest = max(_micros(m.updated_at) for m in members)
-                previous = read_watermark(self.warehouse, watermark_name)
-                self._set_watermark(connection, watermark_name, max(newest, previous))
-        self.result.members += len(live)
+        self.result.members += rows.num_rows
         self.result.removed_members += len(gone)
-        self.result.member_tags += len(tags)
+        self.result.member_tags += tag_rows.num_rows
 
     def _rewrite_members(
         self, connection: Any, dirty: list[int], rows: pa.Table, tag_rows: pa.Table
@@ -447,28 +488,20 @@ class _Run:
         note_member_write(connection)
         apply_member_changes(connection, dirty, held=held)
 
-    def _changed_members(self, connection: Any, live: list[MemberRow]) -> list[int]:
+    def _changed_members(self, connection: Any, rows: pa.Table) -> list[int]:
         """Members new to the warehouse or with a new `updated_at` (the overlap re-reads the
         unchanged ones; they must not count as touched)."""
-        if not live:
+        if not rows.num_rows:
             return []
-        batch = pa.table(
-            {
-                "member_id": pa.array([m.id for m in live], pa.int64()),
-                "updated_at": pa.array(
-                    [_naive_utc(m.updated_at) for m in live], pa.timestamp("us")
-                ),
-            }
-        )
-        connection.register("_member_stamps", batch)
+        connection.register("_member_stamps", rows.select(["member_id", "updated_at"]))
         try:
-            rows = connection.execute(
+            found = connection.execute(
                 "SELECT s.member_id FROM _member_stamps s LEFT JOIN members m USING (member_id) "
                 "WHERE m.member_id IS NULL OR m.updated_at IS DISTINCT FROM s.updated_at"
             ).fetchall()
         finally:
             connection.unregister("_member_stamps")
-        return [int(row[0]) for row in rows]
+        return [int(row[0]) for row in found]
 
     def _tags_of(self, member_ids: list[int]) -> list[tuple[int, str]]:
         found: list[tuple[int, str]] = []
@@ -517,6 +550,38 @@ _STORED_LINES = Source(
         Column("sku", "VARCHAR"),
     ),
 )
+
+
+_STORED_MEMBER_COLUMNS = (
+    Column("id", "BIGINT"),
+    Column("merged_into_id", "BIGINT"),
+    Column("gender", "VARCHAR"),
+    Column("birthday", "DATE"),
+    Column("registered_at", "TIMESTAMP"),
+    Column("store_code", "VARCHAR"),
+    Column("channel", "VARCHAR"),
+    Column("name", "VARCHAR"),
+    Column("erased_at", "TIMESTAMP"),
+    Column("updated_at", "TIMESTAMP"),
+)
+_STORED_TAG_COLUMNS = (
+    Column("member_id", "BIGINT"),
+    Column(
+        "tag",
+        "VARCHAR",
+        "(SELECT g.name || ':' || t.name FROM tags t JOIN tag_groups g ON g.id = t.group_id "
+        "WHERE t.id = member_tags.tag_id)",
+    ),
+)
+
+
+def _instant_literal(session: Session, instant: datetime) -> str:
+    """`instant` as a SQL literal the store compares with its own UTC instants: SQLite keeps
+    them as naive UTC text, PostgreSQL as timestamptz."""
+    text = instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if session.get_bind().dialect.name == "sqlite":
+        return f"'{text}'"
+    return f"TIMESTAMPTZ '{text}+00:00'"
 
 
 def _zone_table(connection: Any, tz: tzinfo) -> pa.Table:
