@@ -95,7 +95,7 @@ def sync_all(
     session_factory: sessionmaker[Session],
     warehouse: DuckDBWarehouse,
     tz: tzinfo,
-    batch_size: int = 50_000,
+    batch_size: int = 200_000,
     full: bool = False,
 ) -> SyncResult:
     """Bring the warehouse up to date with the operational store; safe to re-run at any time."""
@@ -167,6 +167,7 @@ class _Run:
         self.tz = tz
         self.batch_size = batch_size
         self.result = result
+        self._hour_offsets: dict[datetime, int | None] = {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -261,7 +262,7 @@ class _Run:
             for row in connection.execute("SELECT DISTINCT member_id FROM _staged_lines").fetchall()
         ]
         owners = self._resolve(member_ids)
-        zone = _zone_table(connection, self.tz)
+        zone = _zone_table(connection, self.tz, self._hour_offsets)
         connection.register(
             "_line_owners",
             pa.table(
@@ -300,9 +301,6 @@ class _Run:
             self._note_changes(connection, owners.values())
             self._set_watermark(connection, "order_lines", int(last_id))
         self.result.order_lines += batch.num_rows
-
-    def _business_date(self, instant: datetime) -> date:
-        return instant.astimezone(self.tz).date()
 
     def copy_events(self) -> None:
         table = Event.__table__
@@ -584,10 +582,21 @@ def _instant_literal(session: Session, instant: datetime) -> str:
     return f"TIMESTAMPTZ '{text}+00:00'"
 
 
-def _zone_table(connection: Any, tz: tzinfo) -> pa.Table:
+def _hour_offset(hour: datetime, tz: tzinfo) -> int | None:
+    """Seconds east of UTC in `tz` throughout the naive-UTC `hour`, or None if it changes."""
+    start = hour.replace(tzinfo=UTC)
+    first = start.astimezone(tz).utcoffset()
+    last = (start + timedelta(seconds=3599)).astimezone(tz).utcoffset()
+    return int(first.total_seconds()) if first is not None and first == last else None
+
+
+def _zone_table(
+    connection: Any, tz: tzinfo, known: dict[datetime, int | None] | None = None
+) -> pa.Table:
     """The business time zone's UTC offset for every UTC hour the staged lines fall in, by
-    Python's zoneinfo (as `_business_date` reads it). An hour with a transition inside it
-    gets no offset; its lines get their business date one by one (`instant` rows)."""
+    Python's zoneinfo (a line's business date is `paid_at.astimezone(tz).date()`). An hour with
+    a transition inside it gets no offset; its lines get their dates one by one (`instant`
+    rows)."""
     hours = [
         row[0]
         for row in connection.execute(
