@@ -12,10 +12,13 @@ second copy would fail loudly, not pass silently).
   the survivor (chains resolved), drop the merged member and its tags, and re-copy the
   survivor with its tags.
 - members (and their tags): read by `updated_at`, re-reading an overlap of one day before the
-  watermark because writers stamp rows with their own clock (upserts make re-reads harmless).
-  Whoever changes a member's tags bumps `members.updated_at` (the tags service does), so tag
-  removals propagate too. A change stamped earlier than watermark − overlap (a back-dated
-  `--now`) is only seen by `full=True`.
+  watermark because writers stamp rows with their own clock. Only members whose row or tags
+  differ from the warehouse's are rewritten, so re-reads cost a comparison, not a write; their
+  watermark moves when the whole run's members are in. Whoever changes a member's tags bumps
+  `members.updated_at` (the tags service does), so tag removals propagate too. A change stamped
+  earlier than watermark − overlap (a back-dated `--now`) is only seen by `full=True`.
+- rows leave the store through `siyu.store_copy` (CSV built by SQLite, or PostgreSQL's COPY),
+  and are converted in DuckDB: no Python object per row on the order-line and member paths.
 - stores: a small dimension, replaced whole on every run.
 - the member bitmap index (segment previews): each batch that rewrites members or tags updates
   their bitmaps in its transaction; the end of a run rebuilds it only when absent or stale
