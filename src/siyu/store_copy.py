@@ -121,7 +121,7 @@ def _copy_sqlite(
                 block = BLOCK if limit is None else min(BLOCK, limit - copied)
                 inner = _select(source, f"{source.key} AS id, {line} AS line", last, block)
                 statement = f"SELECT max(id), count(*), group_concat(line, char(10)) FROM ({inner})"
-                top, count, text = cursor.execute(statement).fetchone()
+                top, count, text = cursor.execute(statement).fetchall()[0]
                 if top is None:
                     break
                 path.write_text(text + "\n", encoding="utf-8")
@@ -198,8 +198,7 @@ def _copy_tuples(
 
 
 def _count(duck: duckdb.DuckDBPyConnection, target: str) -> int:
-    row = duck.execute(f"SELECT count(*) FROM {target}").fetchone()
-    return int(row[0]) if row else 0
+    return int(duck.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0])
 
 
 def _naive_utc(values: Sequence[Any]) -> list[Any]:

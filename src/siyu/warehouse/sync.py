@@ -42,7 +42,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.identity.models import Member, MemberMerge
-from siyu.ingest.models import Event
 from siyu.staff.models import Store
 from siyu.staff.warehouse_owners import sync_member_owners
 from siyu.store_copy import Column, Source, copy_rows, create_target
@@ -306,31 +305,49 @@ class _Run:
         self.result.order_lines += batch.num_rows
 
     def copy_events(self) -> None:
-        table = Event.__table__
-        for events in self._batches(sa.select(table), table.c.id, "events"):
-            owners = self._resolve(event.member_id for event in events)
-            batch = pa.table(
-                {
-                    "event_id": [event.event_id for event in events],
-                    "member_id": pa.array(
-                        [_owner(owners, event.member_id) for event in events],
-                        pa.int64(),
-                    ),
-                    "type": [event.type for event in events],
-                    "occurred_at": pa.array(
-                        [_naive_utc(event.occurred_at) for event in events], pa.timestamp("us")
-                    ),
-                    "properties": [
-                        json.dumps(event.properties or {}, ensure_ascii=False, sort_keys=True)
-                        for event in events
-                    ],
-                }
-            )
-            with _warehouse_transaction(self.warehouse) as connection:
-                self._insert_arrow(connection, "events", batch, "INSERT")
-                self._note_changes(connection, owners.values())
-                self._set_watermark(connection, "events", events[-1].id)
-            self.result.events += len(events)
+        """Events past the watermark, a batch at a time, copied out as CSV like order lines;
+        only their JSON properties pass through Python (written with sorted keys)."""
+        connection = self.warehouse.connection
+        try:
+            while True:
+                create_target(connection, "_staged_events", _STORED_EVENTS)
+                watermark = read_watermark(self.warehouse, "events")
+                copied = copy_rows(
+                    self.session,
+                    connection,
+                    _STORED_EVENTS,
+                    "_staged_events",
+                    after_id=watermark,
+                    limit=self.batch_size,
+                )
+                if not copied:
+                    return
+                self._write_staged_events(connection)
+        finally:
+            connection.execute("DROP TABLE IF EXISTS _staged_events")
+
+    def _write_staged_events(self, connection: Any) -> None:
+        staged = connection.sql("SELECT * FROM _staged_events ORDER BY id").to_arrow_table()
+        member_ids = staged.column("member_id").to_pylist()
+        owners = self._resolve(member_ids)
+        batch = pa.table(
+            {
+                "event_id": staged.column("event_id"),
+                "member_id": pa.array([_owner(owners, m) for m in member_ids], pa.int64()),
+                "type": staged.column("type"),
+                "occurred_at": staged.column("occurred_at"),
+                "properties": pa.array(
+                    [_canonical_json(text) for text in staged.column("properties").to_pylist()],
+                    pa.string(),
+                ),
+            }
+        )
+        last_id = staged.column("id")[-1].as_py()
+        with _warehouse_transaction(self.warehouse) as connection:
+            self._insert_arrow(connection, "events", batch, "INSERT")
+            self._note_changes(connection, owners.values())
+            self._set_watermark(connection, "events", int(last_id))
+        self.result.events += batch.num_rows
 
     # -- merges --------------------------------------------------------------------------
 
@@ -574,6 +591,25 @@ _STORED_TAG_COLUMNS = (
         "WHERE t.id = member_tags.tag_id)",
     ),
 )
+
+
+_STORED_EVENTS = Source(
+    "events",
+    (
+        Column("id", "BIGINT"),
+        Column("event_id", "VARCHAR"),
+        Column("member_id", "BIGINT"),
+        Column("type", "VARCHAR"),
+        Column("occurred_at", "TIMESTAMP"),
+        Column("properties", "VARCHAR"),
+    ),
+)
+
+
+def _canonical_json(text: str | None) -> str:
+    """An event's properties as the warehouse keeps them: sorted keys, unescaped text."""
+    value = None if text is None else json.loads(text)
+    return json.dumps(value or {}, ensure_ascii=False, sort_keys=True)
 
 
 def _instant_literal(session: Session, instant: datetime) -> str:
