@@ -37,12 +37,22 @@ only with a core to spare. Six interleaved runs each at load 2.2-5.5: rebuild 15
 it, 19.1-24.4 s without; ten paired runs of the load step alone (~12 s): with it 0.3 s faster
 on average, sd 1.8 s. No measurable gain on this shared box; the experiment was reverted.
 
-Extrapolation to 10M members / 50M lines (~77M records, 50× the 200k run), linear: ~12 min
-and ~22 GiB of DuckDB working memory (it spills to a temp directory). The ≤ 60 s target is
-NOT met: copying the store out is ~60% of the time and is linear in rows. Reaching it needs
-the rebuild's input kept where it is computed (an integer edge table maintained by the
-import, e.g. in the warehouse) instead of re-reading 77M string-keyed rows from the store.
-1M members was not measured: importing it through the incremental path takes ~30 min here.
+Measured 2026-11-24 (fresh 2-core machine, nothing else running) at 1M members: the store
+that `siyu import members` + `siyu import orders` built from a seed-7 brand (999,715 member
+rows, 4,799,473 order lines, 5,799,188 records, 9.3M observations, 2.6M identity values),
+`siyu identity rebuild` from the CLI: 32.3 s wall twice (process start included), peak RSS
+2.2-2.4 GiB, 0 merges / 0 splits (the store was consistent). Profile: copying out of SQLite
+19.0 s (17.7M rows through `siyu.store_copy`: one printf('%Q,…') per row, ~1.1 µs a row),
+joining observations to records 4.5 s, components 8.5 s (label propagation over ~14M
+edges), pollution 1.1 s, survivors 1.1 s, writing back 2.1 s. The store copy was made ~2×
+faster per row this session (it concatenated fields before), which put the 1M run at 32 s.
+
+Extrapolation to 10M members / 50M lines (10× the 1M run), linear: ~5.5 min. The ≤ 60 s
+target is NOT met: copying the evidence out of the store alone is ~60% of the time and is
+linear in rows (~1 µs per row on SQLite, 9.3M observation rows at 1M members). Reaching it
+needs the rebuild's input kept where it is computed (order-line evidence as integer identity
+ids in the line's own columns, an integer edge table maintained by the import) instead of
+re-reading ~180M string-keyed rows from the store.
 """
 
 from __future__ import annotations

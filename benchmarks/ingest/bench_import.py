@@ -38,6 +38,21 @@ With DuckDB's memory capped at 1 GB (commit after this run) orders took 113.6-11
 (41.9-42.3k lines/s), peak RSS 1.78 GB. The row-by-row path alone did ~8k lines per CPU
 second (5,041 lines/s at 200k members on 2026-11-23), so the lane is ~5× faster at 1M.
 
+Measured again 2026-11-24 11:36 UTC, same machine, nothing else running, with the first
+warehouse sync after each import timed too (not in the ratio; it is `siyu import`'s next step):
+
+    siyu import members           999,715   149.3    6,695   147.7      6,770        1,727
+    siyu import orders           4,799,473   120.3   39,906   142.3     33,739        1,727
+    naive ORM row by row members   19,991     7.6    2,617     7.6      2,626          359
+    naive ORM row by row orders    19,992     7.9    2,523     7.9      2,526          359
+    siyu sync after members         957,684     5.1  187,417     5.7    167,263        1,727
+    siyu sync after orders       4,799,473    42.9  111,964    48.0    100,000        1,727
+    ratio members: 2.6×; orders: 15.8×; members + orders: 8.5× (270 s vs 2,284 s)
+
+The sync now copies rows out of the store as CSV (`siyu.store_copy`) and rewrites only the
+members that differ; `siyu import orders` of these 4.8M lines into the 1M-member store took
+264 s end to end (import, first sync, rule tags, profiles) before that work and 185 s after.
+
 Where an order batch's time goes at 1M (200k lines, 6 batches profiled): SQLite inserts ~2.2 s
 (order lines 1.05, their ~370k identity observations 1.15), DuckDB work and moving rows into
 Python tuples ~2.5 s, commit 0.5 s, the row path for the ~3.5% slow lines (mostly orders of
