@@ -30,7 +30,7 @@ profiles can recompute only touched members.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -234,27 +234,37 @@ class _Run:
     # -- order lines and events ----------------------------------------------------------
 
     def copy_order_lines(self) -> None:
-        """Lines past the watermark, a batch at a time: copied out of the store as CSV
-        (`siyu.store_copy`), converted in DuckDB, written with their watermark in one
-        transaction."""
+        """Lines past the watermark, converted in DuckDB (members through merges, business
+        dates), a batch at a time."""
+        self._copy_appended(_STORED_LINES, "_staged_lines", "order_lines", self._write_order_lines)
+
+    def _copy_appended(
+        self,
+        source: Source,
+        staging: str,
+        watermark_name: str,
+        write: Callable[[Any, int], None],
+    ) -> None:
+        """Rows of an append-only source past its watermark, a batch at a time: copied out of
+        the store as CSV (`siyu.store_copy`) into the DuckDB table `staging`, then handed to
+        `write`, which commits them with their watermark in one transaction."""
         connection = self.warehouse.connection
         try:
             while True:
-                create_target(connection, "_staged_lines", _STORED_LINES)
-                watermark = read_watermark(self.warehouse, "order_lines")
+                create_target(connection, staging, source)
                 copied = copy_rows(
                     self.session,
                     connection,
-                    _STORED_LINES,
-                    "_staged_lines",
-                    after_id=watermark,
+                    source,
+                    staging,
+                    after_id=read_watermark(self.warehouse, watermark_name),
                     limit=self.batch_size,
                 )
                 if not copied:
                     return
-                self._write_order_lines(connection, copied)
+                write(connection, copied)
         finally:
-            connection.execute("DROP TABLE IF EXISTS _staged_lines")
+            connection.execute(f"DROP TABLE IF EXISTS {staging}")
 
     def _write_order_lines(self, connection: Any, copied: int) -> None:
         """The staged lines into `order_lines`, their members resolved through merges and
@@ -305,28 +315,11 @@ class _Run:
         self.result.order_lines += batch.num_rows
 
     def copy_events(self) -> None:
-        """Events past the watermark, a batch at a time, copied out as CSV like order lines;
-        only their JSON properties pass through Python (written with sorted keys)."""
-        connection = self.warehouse.connection
-        try:
-            while True:
-                create_target(connection, "_staged_events", _STORED_EVENTS)
-                watermark = read_watermark(self.warehouse, "events")
-                copied = copy_rows(
-                    self.session,
-                    connection,
-                    _STORED_EVENTS,
-                    "_staged_events",
-                    after_id=watermark,
-                    limit=self.batch_size,
-                )
-                if not copied:
-                    return
-                self._write_staged_events(connection)
-        finally:
-            connection.execute("DROP TABLE IF EXISTS _staged_events")
+        """Events past the watermark, a batch at a time, copied like order lines; only their
+        JSON properties pass through Python (written with sorted keys)."""
+        self._copy_appended(_STORED_EVENTS, "_staged_events", "events", self._write_staged_events)
 
-    def _write_staged_events(self, connection: Any) -> None:
+    def _write_staged_events(self, connection: Any, copied: int) -> None:
         staged = connection.sql("SELECT * FROM _staged_events ORDER BY id").to_arrow_table()
         member_ids = staged.column("member_id").to_pylist()
         owners = self._resolve(member_ids)
@@ -342,6 +335,8 @@ class _Run:
                 ),
             }
         )
+        if batch.num_rows != copied:  # pragma: no cover - a staged row always comes back
+            raise RuntimeError(f"sync: {copied} events staged, {batch.num_rows} read back")
         last_id = staged.column("id")[-1].as_py()
         with _warehouse_transaction(self.warehouse) as connection:
             self._insert_arrow(connection, "events", batch, "INSERT")
