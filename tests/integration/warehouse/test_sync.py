@@ -206,17 +206,11 @@ def test_lines_of_a_merged_member_synced_late_land_on_the_survivor(siyu: Siyu) -
 
 
 def test_member_changes_and_tags_are_copied(siyu: Siyu) -> None:
-    from siyu.tags.models import MemberTag, Tag, TagGroup
+    from siyu.tags.models import MemberTag
 
     with transaction(siyu.session_factory) as session:
         wang = op.member(session)
-        group = TagGroup(name="偏好", exclusive=False, created_at=op.T0)
-        session.add(group)
-        session.flush()
-        tag = Tag(group_id=group.id, name="家居", created_at=op.T0)
-        session.add(tag)
-        session.flush()
-        session.add(MemberTag(member_id=wang.id, tag_id=tag.id, tagged_at=op.T0))
+        _tag_wang(session, wang.id)
         op.store(session)
     result = run_sync(siyu)
     assert (result.members, result.member_tags, result.stores) == (1, 1, 1)
