@@ -45,7 +45,6 @@ from siyu.identity.models import Member, MemberMerge
 from siyu.staff.models import Store
 from siyu.staff.warehouse_owners import sync_member_owners
 from siyu.store_copy import Column, Source, copy_rows, create_target
-from siyu.tags.models import MemberTag, Tag, TagGroup
 from siyu.warehouse.coupon_sync import copy_member_coupons
 from siyu.warehouse.duckdb import DuckDBWarehouse
 from siyu.warehouse.member_bitmaps import (
@@ -62,10 +61,6 @@ from siyu.warehouse.order_totals import (
 )
 
 MEMBER_OVERLAP = timedelta(days=1)
-# Members are read as plain rows, not ORM objects: a sync after a 1M-member import reads them
-# all (more than once, with the overlap), and building objects was most of its time.
-_MEMBERS = Member.__table__
-MemberRow = sa.Row[Any]
 IN_CHUNK = 5_000  # ids per IN (...) list: below SQLite's bound-parameter limit
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -142,10 +137,6 @@ def _warehouse_transaction(warehouse: DuckDBWarehouse) -> Iterator[Any]:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _micros(value: datetime) -> int:
@@ -384,19 +375,32 @@ class _Run:
     # -- members and tags ----------------------------------------------------------------
 
     def copy_members(self, *, full: bool) -> None:
-        """Members changed since the watermark (less MEMBER_OVERLAP) and their tags, copied out
-        of the store as CSV (`siyu.store_copy`) and written a batch at a time; only those whose
-        row or tags differ from the warehouse's are rewritten. The watermark moves once every
-        batch is in: a run cut short re-reads them, which writes nothing twice."""
+        """Members changed since the watermark (less MEMBER_OVERLAP) and their tags. The
+        watermark moves once every batch is in: a run cut short re-reads them, which writes
+        nothing twice."""
         watermark = 0 if full else read_watermark(self.warehouse, "members")
         since = max(EPOCH + timedelta(microseconds=watermark) - MEMBER_OVERLAP, EPOCH)
-        changed_since = f"updated_at >= {_instant_literal(self.session, since)}"
+        newest = self._copy_members_where(f"updated_at >= {_instant_literal(self.session, since)}")
+        if newest is not None:
+            with _warehouse_transaction(self.warehouse) as connection:
+                previous = read_watermark(self.warehouse, "members")
+                micros = _micros(newest.replace(tzinfo=UTC))
+                self._set_watermark(connection, "members", max(micros, previous))
+
+    def _copy_members_by_id(self, member_ids: Sequence[int]) -> None:
+        for chunk in _chunks(member_ids):
+            self._copy_members_where(f"id IN ({', '.join(str(int(m)) for m in chunk)})")
+
+    def _copy_members_where(self, condition: str) -> datetime | None:
+        """The members matching `condition` (store SQL) and their tags, copied out of the store
+        as CSV (`siyu.store_copy`) and written a batch at a time; only those whose row or tags
+        differ from the warehouse's are rewritten. Returns the newest `updated_at` copied."""
         connection = self.warehouse.connection
-        members = Source("members", _STORED_MEMBER_COLUMNS, where=changed_since)
+        members = Source("members", _STORED_MEMBER_COLUMNS, where=condition)
         tags = Source(
             "member_tags",
             _STORED_TAG_COLUMNS,
-            where=f"member_id IN (SELECT id FROM members WHERE {changed_since})",
+            where=f"member_id IN (SELECT id FROM members WHERE {condition})",
             key="rowid",
         )
         try:
@@ -412,15 +416,13 @@ class _Run:
             for start in range(0, len(ids), self.batch_size):
                 chunk = ids[start : start + self.batch_size]
                 self._write_staged_members(connection, chunk[0], chunk[-1])
-            newest = connection.execute("SELECT max(updated_at) FROM _staged_members").fetchall()
+            newest: datetime | None = connection.execute(
+                "SELECT max(updated_at) FROM _staged_members"
+            ).fetchall()[0][0]
         finally:
             connection.execute("DROP TABLE IF EXISTS _staged_members")
             connection.execute("DROP TABLE IF EXISTS _staged_tags")
-        if newest[0][0] is not None:
-            micros = _micros(newest[0][0].replace(tzinfo=UTC))
-            with _warehouse_transaction(self.warehouse) as connection:
-                previous = read_watermark(self.warehouse, "members")
-                self._set_watermark(connection, "members", max(micros, previous))
+        return newest
 
     def _write_staged_members(self, connection: Any, low: int, high: int) -> None:
         between = f"BETWEEN {int(low)} AND {int(high)}"
@@ -443,21 +445,6 @@ class _Run:
             ).fetchall()
         ]
         self._write_member_rows(rows, tag_rows, gone)
-
-    def _copy_members_by_id(self, member_ids: Sequence[int]) -> None:
-        for chunk in _chunks(member_ids):
-            members = list(self.session.execute(sa.select(_MEMBERS).where(Member.id.in_(chunk))))
-            if members:
-                live = [m for m in members if m.merged_into_id is None]
-                tags = self._tags_of([m.id for m in live])
-                tag_rows = pa.table(
-                    {
-                        "member_id": pa.array([t[0] for t in tags], pa.int64()),
-                        "tag": pa.array([t[1] for t in tags], pa.string()),
-                    }
-                )
-                gone = [m.id for m in members if m.merged_into_id is not None]
-                self._write_member_rows(_member_batch(live), tag_rows, gone)
 
     def _write_member_rows(self, rows: pa.Table, tag_rows: pa.Table, gone: list[int]) -> None:
         """Live members' warehouse rows and tags, and merged-away member ids, in one
@@ -515,18 +502,6 @@ class _Run:
         finally:
             connection.unregister("_member_stamps")
         return [int(row[0]) for row in found]
-
-    def _tags_of(self, member_ids: list[int]) -> list[tuple[int, str]]:
-        found: list[tuple[int, str]] = []
-        for chunk in _chunks(member_ids):
-            rows = self.session.execute(
-                sa.select(MemberTag.member_id, TagGroup.name, Tag.name)
-                .join(Tag, Tag.id == MemberTag.tag_id)
-                .join(TagGroup, TagGroup.id == Tag.group_id)
-                .where(MemberTag.member_id.in_(chunk))
-            ).all()
-            found.extend((int(member_id), f"{group}:{name}") for member_id, group, name in rows)
-        return sorted(set(found))
 
     # -- stores --------------------------------------------------------------------------
 
@@ -712,27 +687,6 @@ def _differing(
         for name in ("_sync_members", "_sync_tags", "_sync_gone"):
             connection.unregister(name)
     return [int(row[0]) for row in found]
-
-
-def _member_batch(members: list[MemberRow]) -> pa.Table:
-    def erased(m: MemberRow, value: Any) -> Any:
-        # PIPL erasure: an erased member keeps only what reports need (no name, no birthday).
-        return None if m.erased_at is not None else value
-
-    return pa.table(
-        {
-            "member_id": pa.array([m.id for m in members], pa.int64()),
-            "gender": pa.array([m.gender for m in members], pa.string()),
-            "birthday": pa.array([erased(m, m.birthday) for m in members], pa.date32()),
-            "registered_at": pa.array(
-                [_naive_utc(m.registered_at) for m in members], pa.timestamp("us")
-            ),
-            "store_code": pa.array([m.store_code for m in members], pa.string()),
-            "channel": pa.array([m.channel for m in members], pa.string()),
-            "name": pa.array([erased(m, m.name) for m in members], pa.string()),
-            "updated_at": pa.array([_naive_utc(m.updated_at) for m in members], pa.timestamp("us")),
-        }
-    )
 
 
 def _owner(owners: dict[int, int], member_id: int | None) -> int | None:
