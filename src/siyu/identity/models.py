@@ -86,7 +86,10 @@ class Identity(Base):
 
 
 class IdentityObservation(Base):
-    """Which record brought which identity value: the evidence behind every merge."""
+    """Which record brought which identity value: the evidence behind every merge.
+
+    Member rows, events and WeCom contacts; an order line keeps its evidence in its own
+    `*_identity_id` columns instead (one row per line on the import's hot path)."""
 
     __tablename__ = "identity_observations"
     __table_args__ = (
@@ -100,6 +103,18 @@ class IdentityObservation(Base):
     record_kind: Mapped[str] = mapped_column(String(16))  # member | order | event | wecom
     record_key: Mapped[str] = mapped_column(String(160))
     observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IdentityMemberNo(Base):
+    """A member_no seen on one record with this identity value: what the pollution guard counts.
+
+    Append-only: a pair stays when the record that brought it changes, so a value once shared by
+    too many member_nos stays polluted (docs/oneid.md rule 2)."""
+
+    __tablename__ = "identity_member_nos"
+
+    identity_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_no_identity_id: Mapped[int] = mapped_column(BigId, primary_key=True)
 
 
 class MemberMerge(Base):

@@ -2,16 +2,21 @@
 
 Records are member rows (kind `member`, key = the member_no or first identity), order lines
 (`order`, `order_id:line_no`) and events (`event`, event_id). Every identity value a record
-carries is kept as an IdentityObservation, so every merge can be explained and rebuilt.
+carries is kept as evidence, so every merge can be explained and rebuilt: an IdentityObservation
+for member rows and events, the line's own `*_identity_id` columns for an order line (the
+caller writes them from `BatchOutcome.identity_of`). Every (value, member_no) pair a record
+carries is kept once in `identity_member_nos`, which is what the pollution guard counts.
 
 Rules decided here (the issue leaves them open):
 - Connected components: two records are one member when they share a non-polluted value;
   lines of one order always belong to one member.
-- Pollution: a value of any type but member_no that co-occurs with more than
-  `identity_max_member_nos_per_value` distinct member_nos is polluted. It stays on the records
-  (observed) but never joins anything. Pollution is re-evaluated on every batch; when a value
-  crosses the limit after it had already merged members, those members are regrouped without it
-  (a split), so the result does not depend on batch boundaries.
+- Pollution: a value of any type but member_no that has co-occurred (on any record, ever) with
+  more than `identity_max_member_nos_per_value` distinct member_nos is polluted. It stays on
+  the records (observed) but never joins anything. Pollution is re-evaluated on every batch;
+  when a value crosses the limit after it had already merged members, those members are
+  regrouped without it (a split), so the result does not depend on batch boundaries. The
+  pairs are never forgotten (a record that drops a value keeps its pair), so a placeholder
+  phone stays polluted after some of its holders edit it away.
 - Survivor: the oldest member id (lowest) of a component survives; the others get
   `merged_into_id`, a MemberMerge row naming the joining value, and their records, identities,
   tags and events move to the survivor.
@@ -34,7 +39,14 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from siyu.identity.models import Identity, IdentityObservation, Member, MemberMerge, MemberRecord
+from siyu.identity.models import (
+    Identity,
+    IdentityMemberNo,
+    IdentityObservation,
+    Member,
+    MemberMerge,
+    MemberRecord,
+)
 from siyu.ingest.bulk import insert_returning_ids, insert_rows
 from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
@@ -128,30 +140,16 @@ def load_current(session: Session, keys: Iterable[Key]) -> dict[Key, CurrentIden
     return found
 
 
-def member_nos_of(session: Session, identity_ids: Sequence[int]) -> dict[int, set[str]]:
-    """Distinct member_nos seen on the same records as each identity (for the pollution guard)."""
-    obs, other = (
-        table_of(IdentityObservation).alias("o1"),
-        table_of(IdentityObservation).alias("o2"),
-    )
-    ident = table_of(Identity)
-    result: dict[int, set[str]] = defaultdict(set)
+def member_nos_of(session: Session, identity_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The member_no identities seen on the same records as each identity (the pollution guard)."""
+    pairs = table_of(IdentityMemberNo)
+    result: dict[int, set[int]] = defaultdict(set)
     for chunk in _chunks(list(identity_ids)):
-        statement = (
-            sa.select(obs.c.identity_id, ident.c.value)
-            .distinct()
-            .join(
-                other,
-                sa.and_(
-                    other.c.record_kind == obs.c.record_kind,
-                    other.c.record_key == obs.c.record_key,
-                ),
-            )
-            .join(ident, sa.and_(ident.c.id == other.c.identity_id, ident.c.type == MEMBER_NO))
-            .where(obs.c.identity_id.in_(chunk))
+        statement = sa.select(pairs.c.identity_id, pairs.c.member_no_identity_id).where(
+            pairs.c.identity_id.in_(chunk)
         )
-        for identity_id, member_no in session.execute(statement):
-            result[identity_id].add(member_no)
+        for identity_id, member_no_id in session.execute(statement):
+            result[identity_id].add(member_no_id)
     return result
 
 
@@ -173,6 +171,7 @@ class BatchOutcome:
     """What resolving one batch did: record key → member id, and the bookkeeping counts."""
 
     member_of: dict[tuple[str, str], int] = field(default_factory=dict)
+    identity_of: dict[Key, int] = field(default_factory=dict)  # the batch's values, current ids
     created_members: int = 0
     created: set[int] = field(default_factory=set)
     merges: int = 0
@@ -212,11 +211,19 @@ def _polluted_keys(
     current: dict[Key, CurrentIdentity],
     max_member_nos: int,
 ) -> set[Key]:
-    seen: dict[Key, set[str]] = defaultdict(set)
+    # A member_no stands for itself by its identity id when it has one (as stored pairs do),
+    # else by its value (it is new, so no stored pair can name it).
+    seen: dict[Key, set[int | Key]] = defaultdict(set)
     for record in records:
+        numbers = {
+            current[(MEMBER_NO, number)].id
+            if (MEMBER_NO, number) in current
+            else (MEMBER_NO, number)
+            for number in record.member_nos
+        }
         for key in record.identities:
             if key[0] != MEMBER_NO:
-                seen[key] |= record.member_nos
+                seen[key] |= numbers
     polluted = {key for key, ident in current.items() if ident.polluted}
     stored = member_nos_of(
         session, [current[k].id for k in seen if k in current and k not in polluted]
@@ -437,12 +444,27 @@ def _write_identities(
         for row, identity_id in zip(new_rows, inserted, strict=True):
             key = (row["type"], row["value"])
             current[key] = CurrentIdentity(identity_id, row["member_id"], row["polluted"])
+    outcome.identity_of = {key: current[key].id for record in records for key in record.identities}
     observations = {
         (current[key].id, record.kind, record.key)
         for record in records
+        if record.kind != "order"  # a line keeps its evidence in its own columns
         for key in record.identities
     }
     _observe(session, observations, now)
+    pairs = {
+        (current[key].id, current[(MEMBER_NO, number)].id)
+        for record in records
+        for number in record.member_nos
+        for key in record.identities
+        if key[0] != MEMBER_NO
+    }
+    insert_rows(
+        session.connection(),
+        table_of(IdentityMemberNo),
+        [{"identity_id": i, "member_no_identity_id": n} for i, n in sorted(pairs)],
+        skip_conflicts=True,
+    )
 
 
 def _observe(session: Session, observations: set[tuple[int, str, str]], now: datetime) -> None:

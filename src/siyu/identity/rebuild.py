@@ -3,10 +3,11 @@
 Same rules and same result as `regroup(member_ids=None, recompute_pollution=True)` (docs/oneid.md
 rule 6), computed in bulk instead of per record in Python:
 
-1. Records (member rows, order lines, events), observations and identities are copied out of
-   the store with one scan each (`siyu.store_copy`: CSV built by SQLite or PostgreSQL's COPY,
-   parsed by DuckDB) into a private in-memory DuckDB, not the warehouse.
-2. Pollution is recounted with one GROUP BY (distinct member_no values per other value).
+1. Records (member rows, order lines with their evidence columns, events), observations,
+   identities and (value, member_no) pairs are copied out of the store with one scan each
+   (`siyu.store_copy`: CSV built by SQLite or PostgreSQL's COPY, parsed by DuckDB) into a
+   private in-memory DuckDB, not the warehouse.
+2. Pollution is recounted with one GROUP BY over `identity_member_nos`.
 3. Components: min-label propagation over (record, hub) edges, a hub being a clean identity
    value or an order id; each round also jumps labels to their label's label, so it converges
    in a few rounds on real identity graphs. A component's label is its first record.
@@ -36,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from siyu.identity.models import Identity
-from siyu.identity.oneid import MEMBER_NO, _chunks, merge_members, table_of
+from siyu.identity.oneid import _chunks, merge_members, table_of
 from siyu.identity.regroup import (
     RegroupOutcome,
     _copy_member,
@@ -47,10 +48,27 @@ from siyu.identity.regroup import (
 from siyu.store_copy import Column, Source, copy_rows, create_target
 
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
+_NO_EVIDENCE = ("NULL", "NULL", "NULL")
 _RECORD_SOURCES = (
-    ("member", "member_records", ("record_key", "NULL", "NULL")),
-    ("order", "order_lines", ("order_id", "order_id", "line_no")),
-    ("event", "events", ("event_id", "NULL", "NULL")),
+    ("member", "member_records", ("record_key", "NULL", "NULL", *_NO_EVIDENCE)),
+    (
+        "order",
+        "order_lines",
+        (
+            "order_id",
+            "order_id",
+            "line_no",
+            "member_no_identity_id",
+            "phone_identity_id",
+            "unionid_identity_id",
+        ),
+    ),
+    ("event", "events", ("event_id", "NULL", "NULL", *_NO_EVIDENCE)),
+)
+_PAIRS = Source(
+    "identity_member_nos",
+    (Column("identity_id", "BIGINT"), Column("member_no_identity_id", "BIGINT")),
+    key="rowid",
 )
 _OBSERVATIONS = Source(
     "identity_observations",
@@ -72,8 +90,9 @@ _IDENTITIES = Source(
 )
 
 
-def _records(table: str, key: str, order_id: str, line_no: str) -> Source:
-    """One kind of record (member rows, order lines, events) with its member."""
+def _records(table: str, key: str, order_id: str, line_no: str, *evidence: str) -> Source:
+    """One kind of record (member rows, order lines, events) with its member and, for an
+    order line, the identity ids it carries."""
     return Source(
         table,
         (
@@ -82,6 +101,7 @@ def _records(table: str, key: str, order_id: str, line_no: str) -> Source:
             Column("line_no", "BIGINT", line_no),
             Column("row_id", "BIGINT", "id"),
             Column("member_id", "BIGINT"),
+            *(Column(f"evidence_{n}", "BIGINT", sql) for n, sql in enumerate(evidence)),
         ),
         where="member_id IS NOT NULL",
     )
@@ -117,7 +137,8 @@ def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
 def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
     duck.execute(
         "CREATE TABLE raw_records (kind_rank TINYINT, key VARCHAR, order_id VARCHAR, "
-        "line_no BIGINT, row_id BIGINT, member_id BIGINT)"
+        "line_no BIGINT, row_id BIGINT, member_id BIGINT, evidence_0 BIGINT, "
+        "evidence_1 BIGINT, evidence_2 BIGINT)"
     )
     for kind, table_name, columns in _RECORD_SOURCES:
         source = _records(table_name, *columns)
@@ -126,35 +147,47 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
         key = "key || ':' || line_no::VARCHAR" if kind == "order" else "key"
         duck.execute(
             f"INSERT INTO raw_records SELECT {KIND_RANK[kind]}, {key}, order_id, line_no, "
-            f"row_id, member_id FROM staged"
+            f"row_id, member_id, evidence_0, evidence_1, evidence_2 FROM staged"
         )
         duck.execute("DROP TABLE staged")
     duck.execute(
-        "CREATE TABLE records AS SELECT row_number() OVER (ORDER BY kind_rank, row_id) - 1 "
-        "AS idx, kind_rank, key, order_id, row_id, member_id FROM raw_records"
+        "CREATE TABLE numbered AS SELECT row_number() OVER (ORDER BY kind_rank, row_id) - 1 "
+        "AS idx, * FROM raw_records"
     )
     duck.execute("DROP TABLE raw_records")
-    for name, source in (("observations", _OBSERVATIONS), ("identities", _IDENTITIES)):
+    duck.execute(
+        "CREATE TABLE records AS SELECT idx, kind_rank, key, order_id, row_id, member_id "
+        "FROM numbered"
+    )
+    for name, source in (
+        ("observations", _OBSERVATIONS),
+        ("identities", _IDENTITIES),
+        ("pairs", _PAIRS),
+    ):
         create_target(duck, name, source)
         copy_rows(session, duck, source, name)
-    # Observations of stored records only (not of records erased since), as record indexes.
+    # Observations of stored records only (not of records erased since), as record indexes,
+    # and the order lines' own evidence.
     ranks = " ".join(f"WHEN '{kind}' THEN {rank}" for kind, rank in KIND_RANK.items())
     duck.execute(
-        f"CREATE TABLE seen AS SELECT r.idx, o.identity_id FROM observations o "
-        f"JOIN records r ON r.kind_rank = CASE o.kind {ranks} END AND r.key = o.key"
+        f"""CREATE TABLE seen AS
+        SELECT r.idx, o.identity_id FROM observations o
+        JOIN records r ON r.kind_rank = CASE o.kind {ranks} END AND r.key = o.key
+        UNION ALL
+        SELECT idx, identity_id FROM (
+            UNPIVOT (SELECT idx, evidence_0, evidence_1, evidence_2 FROM numbered
+                     WHERE kind_rank = {KIND_RANK["order"]})
+            ON evidence_0, evidence_1, evidence_2 INTO NAME slot VALUE identity_id)"""
     )
-    duck.execute("DROP TABLE observations")
+    duck.execute("DROP TABLE observations; DROP TABLE numbered")
 
 
 def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> int:
-    """A non-member_no value seen on records with more than `limit` member_nos is polluted."""
+    """A value seen with more than `limit` member_nos (`identity_member_nos`) is polluted."""
     duck.execute(
         f"""CREATE TABLE polluted AS
-        SELECT s.identity_id AS id FROM seen s
-        JOIN identities i ON i.id = s.identity_id AND i.type <> '{MEMBER_NO}'
-        JOIN seen n ON n.idx = s.idx
-        JOIN identities m ON m.id = n.identity_id AND m.type = '{MEMBER_NO}'
-        GROUP BY s.identity_id HAVING count(DISTINCT m.value) > {int(limit)}"""
+        SELECT identity_id AS id FROM pairs
+        GROUP BY identity_id HAVING count(*) > {int(limit)}"""
     )
     duck.execute(
         "CREATE TABLE flags AS SELECT i.id, p.id IS NOT NULL AS polluted, i.polluted AS was "

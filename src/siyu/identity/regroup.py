@@ -1,11 +1,11 @@
 """Regrouping: recompute OneID components over records already stored.
 
-Used by `siyu identity rebuild` (every member, pollution recounted from the observations) and by
-the incremental path when a value becomes polluted after it had merged members (only the owners
-of that value, split without it). A component keeps its lowest free member id; a component left
-without one (a split) gets a new member copied from the member it came from. The warehouse
-follows merges through `member_merges`; a split is only reflected there after a warehouse
-rebuild, because the sync copies order lines once.
+Used by `siyu identity rebuild` (every member, pollution recounted from
+`identity_member_nos`) and by the incremental path when a value becomes polluted after it had
+merged members (only the owners of that value, split without it). A component keeps its lowest
+free member id; a component left without one (a split) gets a new member copied from the
+member it came from. The warehouse follows merges through `member_merges`; a split is only
+reflected there after a warehouse rebuild, because the sync copies order lines once.
 """
 
 from __future__ import annotations
@@ -19,9 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from siyu.identity.models import Identity, IdentityObservation, Member, MemberRecord
+from siyu.identity.models import (
+    Identity,
+    IdentityMemberNo,
+    IdentityObservation,
+    Member,
+    MemberRecord,
+)
 from siyu.identity.oneid import (
-    MEMBER_NO,
     Key,
     MemberSeed,
     UnionFind,
@@ -41,6 +46,7 @@ class _Stored:
     row_id: int
     member_id: int
     order_id: str | None
+    evidence: tuple[int, ...] = ()  # an order line's identity ids (its own columns)
 
 
 @dataclass
@@ -66,7 +72,7 @@ def regroup(
     info = _identity_info(session, {i for ids in observed.values() for i in ids}, full=full)
     outcome = RegroupOutcome(records=len(stored))
     if recompute_pollution:
-        polluted = _recount_pollution(session, observed, info, max_member_nos)
+        polluted = _recount_pollution(session, max_member_nos)
         info = {i: (kind, value, i in polluted) for i, (kind, value, _) in info.items()}
     else:
         polluted = {i for i, (_, _, flag) in info.items() if flag}
@@ -92,30 +98,49 @@ def regroup(
 def _stored_records(session: Session, member_ids: list[int] | None) -> list[_Stored]:
     records, orders, events = table_of(MemberRecord), table_of(OrderLine), table_of(Event)
     order_key = orders.c.order_id + ":" + sa.cast(orders.c.line_no, sa.String)
-    sources: list[tuple[str, sa.Table, Any, Any]] = [
-        ("member", records, records.c.record_key, sa.null()),
-        ("order", orders, order_key, orders.c.order_id),
-        ("event", events, events.c.event_id, sa.null()),
+    no_evidence = (sa.null(), sa.null(), sa.null())
+    sources: list[tuple[str, sa.Table, Any, Any, tuple[Any, ...]]] = [
+        ("member", records, records.c.record_key, sa.null(), no_evidence),
+        ("order", orders, order_key, orders.c.order_id, line_evidence_columns(orders)),
+        ("event", events, events.c.event_id, sa.null(), no_evidence),
     ]
     stored: list[_Stored] = []
-    for kind, table, key_column, order_column in sources:
-        base = sa.select(key_column, table.c.id, table.c.member_id, order_column).where(
+    for kind, table, key_column, order_column, evidence in sources:
+        base = sa.select(key_column, table.c.id, table.c.member_id, order_column, *evidence).where(
             table.c.member_id.is_not(None)
         )
         chunks = [None] if member_ids is None else list(_chunks(member_ids))
         for chunk in chunks:
             statement = base if chunk is None else base.where(table.c.member_id.in_(chunk))
-            for key, row_id, member_id, order_id in session.execute(statement.order_by(table.c.id)):
-                stored.append(_Stored(kind, key, row_id, member_id, order_id))
+            for key, row_id, member_id, order_id, *ids in session.execute(
+                statement.order_by(table.c.id)
+            ):
+                found = tuple(sorted(i for i in ids if i is not None))
+                stored.append(_Stored(kind, key, row_id, member_id, order_id, found))
     return stored
+
+
+def line_evidence_columns(orders: sa.Table) -> tuple[Any, ...]:
+    """The identity id columns of an order line (docs/oneid.md: a line's evidence)."""
+    return (
+        orders.c.member_no_identity_id,
+        orders.c.phone_identity_id,
+        orders.c.unionid_identity_id,
+    )
 
 
 def _observations_of(
     session: Session, stored: list[_Stored], *, full: bool
 ) -> dict[tuple[str, str], list[int]]:
-    """Identity ids per record; a full rebuild scans the table once instead of IN lists."""
+    """Identity ids per record; a full rebuild scans the table once instead of IN lists.
+
+    Order lines bring their own (`_Stored.evidence`); other records' are observation rows."""
     obs = table_of(IdentityObservation)
     observed: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for record in stored:
+        if record.evidence:
+            observed[(record.kind, record.key)] = list(record.evidence)
+    stored = [record for record in stored if record.kind != "order"]
     if full:
         wanted = {(record.kind, record.key) for record in stored}
         statement = sa.select(obs.c.record_kind, obs.c.record_key, obs.c.identity_id)
@@ -165,19 +190,16 @@ def _identity_owners(session: Session, ids: Iterable[int]) -> dict[int, int]:
     return owners
 
 
-def _recount_pollution(
-    session: Session,
-    observed: dict[tuple[str, str], list[int]],
-    info: dict[int, tuple[str, str, bool]],
-    max_member_nos: int,
-) -> set[int]:
-    member_nos: dict[int, set[str]] = defaultdict(set)
-    for ids in observed.values():
-        numbers = {info[i][1] for i in ids if info[i][0] == MEMBER_NO}
-        for identity_id in ids:
-            if info[identity_id][0] != MEMBER_NO:
-                member_nos[identity_id] |= numbers
-    polluted = {i for i, numbers in member_nos.items() if len(numbers) > max_member_nos}
+def _recount_pollution(session: Session, max_member_nos: int) -> set[int]:
+    """Values seen with more than `max_member_nos` member_nos (`identity_member_nos`) are
+    polluted; every other value is not."""
+    pairs = table_of(IdentityMemberNo)
+    statement = (
+        sa.select(pairs.c.identity_id)
+        .group_by(pairs.c.identity_id)
+        .having(sa.func.count() > max_member_nos)
+    )
+    polluted = set(session.scalars(statement))
     table = table_of(Identity)
     session.execute(sa.update(table).values(polluted=False))
     for chunk in _chunks(sorted(polluted)):

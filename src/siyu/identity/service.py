@@ -8,6 +8,7 @@ current owner exists, and then points at its last owner.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,11 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from siyu.identity import oneid
 from siyu.identity.errors import IdentityNotUnderstoodError, MemberNotFoundError
 from siyu.identity.models import Identity, IdentityObservation, Member, MemberMerge
+from siyu.identity.oneid import table_of
 from siyu.identity.phones import normalize_phone
 from siyu.identity.rebuild import rebuild_all
+from siyu.identity.regroup import line_evidence_columns
+from siyu.orders.models import OrderLine
 
 KNOWN_TYPES = ("member_no", "phone", "unionid", "openid", "external_userid", "pos_id")
 GUESS_ORDER = ("member_no", "unionid", "external_userid", "openid", "pos_id")
+RECORDS_SHOWN = 20  # records listed per identity in an explanation
 
 
 def candidate_keys(identity: str) -> list[oneid.Key]:
@@ -131,23 +136,43 @@ def _identities_of(session: Session, member_id: int) -> list[dict[str, Any]]:
         .where(Identity.member_id == member_id)
         .order_by(Identity.type, Identity.value)
     ).all()
+    lines = _lines_by_identity(session, member_id)
     found = []
     for row in rows:
-        records = session.execute(
+        observed = session.execute(
             sa.select(IdentityObservation.record_kind, IdentityObservation.record_key)
             .where(IdentityObservation.identity_id == row.id)
             .order_by(IdentityObservation.record_kind, IdentityObservation.record_key)
-            .limit(20)
+            .limit(RECORDS_SHOWN)
         ).all()
+        records = sorted([*observed, *(("order", key) for key in lines.get(row.id, ()))])
         found.append(
             {
                 "type": row.type,
                 "value": row.value,
                 "polluted": row.polluted,
                 "released_at": _iso(row.released_at),
-                "records": [f"{kind}:{key}" for kind, key in records],
+                "records": [f"{kind}:{key}" for kind, key in records[:RECORDS_SHOWN]],
             }
         )
+    return found
+
+
+def _lines_by_identity(session: Session, member_id: int) -> dict[int, list[str]]:
+    """The member's order lines (`order_id:line_no`) by the identity ids they carry.
+
+    Decided: an explanation lists the member's own lines only; lines keep their evidence in
+    columns with no index by identity, and a value's lines on other members (a polluted phone)
+    are not what explains this member."""
+    lines = table_of(OrderLine)
+    statement = sa.select(lines.c.order_id, lines.c.line_no, *line_evidence_columns(lines)).where(
+        lines.c.member_id == member_id
+    )
+    found: dict[int, list[str]] = defaultdict(list)
+    for order_id, line_no, *ids in session.execute(statement):
+        for identity_id in ids:
+            if identity_id is not None:
+                found[identity_id].append(f"{order_id}:{line_no}")
     return found
 
 

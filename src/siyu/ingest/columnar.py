@@ -12,10 +12,11 @@ hands every other line to it (the *slow* lines), so results never depend on the 
   which also writes the rejection reasons.
 - A plain line is *settled* when OneID has nothing to decide: every identity value on it
   already exists, its non-polluted values all belong to one member, the order's stored lines
-  (if any) belong to that member, and every (value, member_no) pair it carries is already on
-  that member_no's member row, so no pollution count can change. Such a line only adds an
-  order line and its identity observations. Every line of an order takes the same lane, so an
-  order is never split between them.
+  (if any) belong to that member, and every (clean value, member_no) pair it carries is
+  already in `identity_member_nos`, so no pollution count can change. Such a line only adds an
+  order line, with the identity ids of its values as its evidence, and the pairs it brings for
+  already polluted values. Every line of an order takes the same lane, so an order is never
+  split between them.
 - Duplicates: a line already stored with the same hash is a duplicate; with another hash it is
   rejected, as in the slow lane. An order with two lines of the same key in one batch goes to
   the slow lane.
@@ -44,7 +45,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from siyu.identity.models import IdentityObservation
+from siyu.identity.models import IdentityMemberNo
 from siyu.identity.oneid import table_of
 from siyu.ingest.bulk import insert_sql
 from siyu.ingest.readers import SourceRow, csv_row, detect_format, scan_text
@@ -74,6 +75,7 @@ _TEXT_FIELDS = (
 _STORE_COLUMNS = (
     "order_id", "line_no", "member_id", "member_no", "phone", "unionid", "store_code",
     "channel", "paid_at", "amount", "status", "category", "sku", "row_hash", "imported_at",
+    "member_no_identity_id", "phone_identity_id", "unionid_identity_id",
 )  # fmt: skip
 
 
@@ -413,14 +415,16 @@ def store_batch(
         ("order_id",),
         _stored_schema(),
     )
+    duck.execute(_LINE_IDS)
     _fetch_into(
         duck,
-        "member_rows",
-        _MEMBER_ROWS,
+        "pairs",
+        _PAIRS,
         connection,
-        "SELECT DISTINCT member_no FROM prepared WHERE plain AND member_no IS NOT NULL",
-        ("member_no",),
-        _member_rows_schema(),
+        _PAIR_PROBES,
+        ("identity_id", "member_no_identity_id"),
+        _pairs_schema(),
+        probe_type="INTEGER",
     )
     duck.execute(_DECIDE)
     result = BatchResult()
@@ -433,8 +437,7 @@ def store_batch(
         result.rejected.append(Rejection(line.line, line.row, reason))
     lines = duck.execute(_NEW_LINES, [lane.now_text]).fetchall()
     _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
-    observations = duck.execute(_OBSERVATIONS, [lane.now_text]).fetchall()
-    _insert(connection, _OBSERVE, observations)
+    _insert(connection, _PAIR_INSERT, duck.execute(_NEW_PAIRS).fetchall())
     result.accepted = len(lines)
     result.warnings = _scalar(
         duck, "SELECT coalesce(sum(warnings), 0) FROM fast WHERE stored_hash IS NULL"
@@ -445,7 +448,7 @@ def store_batch(
 
 def drop_scratch(session: Session) -> None:
     """The lookup tables live on the pooled connection: drop them before it serves others."""
-    for name in ("_lane_known", "_lane_stored_lines", "_lane_member_rows"):
+    for name in ("_lane_known", "_lane_stored_lines", "_lane_pairs"):
         session.connection().exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
 
 
@@ -469,11 +472,12 @@ def _fetch_into(
     schema: pa.Schema,
     *,
     select: str = "*",
+    probe_type: str = "TEXT",
 ) -> None:
     """Send the batch's probe values to a temp table of the store, join there, and bring the
     matches back into DuckDB as `target` (one executemany and one query per batch)."""
     scratch = f"_lane_{target}"
-    columns = ", ".join(f"{c} TEXT" for c in probe_columns)
+    columns = ", ".join(f"{c} {probe_type}" for c in probe_columns)
     connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {scratch} ({columns})")
     connection.exec_driver_sql(f"DELETE FROM temp.{scratch}")
     probes = duck.execute(probe_sql).fetchall()
@@ -502,8 +506,8 @@ def _stored_schema() -> pa.Schema:
     )  # fmt: skip
 
 
-def _member_rows_schema() -> pa.Schema:
-    return pa.schema([("member_no", pa.string()), ("phone", pa.string()), ("unionid", pa.string())])
+def _pairs_schema() -> pa.Schema:
+    return pa.schema([("identity_id", pa.int64()), ("member_no_identity_id", pa.int64())])
 
 
 _KNOWN = """
@@ -514,10 +518,11 @@ _STORED_LINES = """
 SELECT o.order_id, o.line_no, o.row_hash, o.member_id FROM {scratch} k
 JOIN order_lines o ON o.order_id = k.order_id
 """
-# The member row keyed by this member_no: the (value, member_no) pairs it already observes.
-_MEMBER_ROWS = """
-SELECT r.member_no, r.phone, r.unionid FROM {scratch} k
-JOIN member_records r ON r.record_key = k.member_no AND r.member_no = k.member_no
+# The (value, member_no) pairs the pollution guard already counts.
+_PAIRS = """
+SELECT p.identity_id, p.member_no_identity_id FROM {scratch} k
+JOIN identity_member_nos p
+    ON p.identity_id = k.identity_id AND p.member_no_identity_id = k.member_no_identity_id
 """
 _LINE_KEYS = """
 CREATE OR REPLACE TEMP TABLE line_keys AS
@@ -526,34 +531,53 @@ WHERE plain AND member_no IS NOT NULL
 UNION ALL SELECT idx, 'phone', phone FROM prepared WHERE plain AND phone IS NOT NULL
 UNION ALL SELECT idx, 'unionid', unionid FROM prepared WHERE plain AND unionid IS NOT NULL
 """
+# Per plain line: its values' identity ids (its evidence), whether all are known, and the
+# members their clean values belong to.
+_LINE_IDS = """
+CREATE OR REPLACE TEMP TABLE line_ids AS
+SELECT k.idx,
+    bool_and(i.id IS NOT NULL) AS all_known,
+    count(DISTINCT i.member_id) FILTER (WHERE NOT i.polluted) AS owners,
+    min(i.member_id) FILTER (WHERE NOT i.polluted) AS member_id,
+    max(i.id) FILTER (WHERE k.type = 'member_no') AS member_no_identity_id,
+    max(i.id) FILTER (WHERE k.type = 'phone') AS phone_identity_id,
+    max(i.id) FILTER (WHERE k.type = 'unionid') AS unionid_identity_id,
+    coalesce(bool_or(k.type = 'phone' AND NOT i.polluted), false) AS clean_phone,
+    coalesce(bool_or(k.type = 'unionid' AND NOT i.polluted), false) AS clean_unionid
+FROM line_keys k LEFT JOIN known i USING (type, value) GROUP BY k.idx
+"""
+_PAIR_PROBES = """
+SELECT phone_identity_id, member_no_identity_id FROM line_ids
+WHERE phone_identity_id IS NOT NULL AND member_no_identity_id IS NOT NULL
+UNION
+SELECT unionid_identity_id, member_no_identity_id FROM line_ids
+WHERE unionid_identity_id IS NOT NULL AND member_no_identity_id IS NOT NULL
+"""
 # Which orders the lane settles: every line plain and unrepeated in the batch; a stored line is
-# a duplicate (or a conflict); every new line known, one owner, no new (value, member_no) pair,
-# and the same owner as its order's other lines, stored ones included.
+# a duplicate (or a conflict); every new line known, one owner, no new (clean value, member_no)
+# pair, and the same owner as its order's other lines, stored ones included.
 _DECIDE = """
 CREATE OR REPLACE TEMP TABLE lines AS
-WITH owner AS (
-    SELECT k.idx,
-        bool_and(i.id IS NOT NULL) AS all_known,
-        count(DISTINCT i.member_id) FILTER (WHERE NOT i.polluted) AS owners,
-        min(i.member_id) FILTER (WHERE NOT i.polluted) AS member_id,
-        coalesce(bool_or(k.type = 'phone' AND NOT i.polluted), false) AS clean_phone,
-        coalesce(bool_or(k.type = 'unionid' AND NOT i.polluted), false) AS clean_unionid
-    FROM line_keys k LEFT JOIN known i USING (type, value) GROUP BY k.idx
-), repeated AS (
+WITH repeated AS (
     SELECT line_key FROM prepared GROUP BY line_key HAVING count(*) > 1
 )
-SELECT p.*, o.member_id, s.row_hash AS stored_hash,
+SELECT p.*, o.member_id, o.member_no_identity_id, o.phone_identity_id, o.unionid_identity_id,
+    s.row_hash AS stored_hash,
     coalesce(
         o.all_known AND o.owners = 1
         AND (p.member_no IS NULL OR (
-            (NOT o.clean_phone OR r.phone = p.phone)
-            AND (NOT o.clean_unionid OR r.unionid = p.unionid)
+            (NOT o.clean_phone OR ph.identity_id IS NOT NULL)
+            AND (NOT o.clean_unionid OR un.identity_id IS NOT NULL)
         )), false
     ) AS settled,
     p.line_key IN (SELECT line_key FROM repeated) AS repeated
 FROM prepared p
-LEFT JOIN owner o USING (idx)
-LEFT JOIN member_rows r ON r.member_no = p.member_no
+LEFT JOIN line_ids o USING (idx)
+LEFT JOIN pairs ph
+    ON ph.identity_id = o.phone_identity_id AND ph.member_no_identity_id = o.member_no_identity_id
+LEFT JOIN pairs un
+    ON un.identity_id = o.unionid_identity_id
+    AND un.member_no_identity_id = o.member_no_identity_id
 LEFT JOIN stored_lines s ON s.order_id = p.order_id AND s.line_no = p.line_no;
 
 CREATE OR REPLACE TEMP TABLE fast AS
@@ -572,18 +596,26 @@ WITH stored_owner AS (
 )
 SELECT l.* FROM lines l JOIN orders USING (order_id);
 """
-_OBSERVE = insert_sql(
-    table_of(IdentityObservation),
-    ("identity_id", "record_kind", "record_key", "observed_at"),
-    skip_conflicts=True,
+_PAIR_INSERT = insert_sql(
+    table_of(IdentityMemberNo), ("identity_id", "member_no_identity_id"), skip_conflicts=True
 )
 _NEW_LINES = """
 SELECT order_id, line_no, member_id, member_no, phone, unionid, store_code, channel,
-    paid_at_utc, amount_value, status, category, sku, row_hash, ?::VARCHAR
+    paid_at_utc, amount_value, status, category, sku, row_hash, ?::VARCHAR,
+    member_no_identity_id, phone_identity_id, unionid_identity_id
 FROM fast WHERE stored_hash IS NULL ORDER BY idx
 """
-_OBSERVATIONS = """
-SELECT k.id, 'order', f.line_key, ?::VARCHAR
-FROM fast f JOIN line_keys lk USING (idx) JOIN known k USING (type, value)
-WHERE f.stored_hash IS NULL ORDER BY k.id, f.line_key
+# Pairs the stored lines bring that the guard does not count yet (only polluted values can).
+_NEW_PAIRS = """
+SELECT DISTINCT n.identity_id, n.member_no_identity_id FROM (
+    SELECT phone_identity_id AS identity_id, member_no_identity_id FROM fast
+    WHERE stored_hash IS NULL AND phone_identity_id IS NOT NULL
+    UNION ALL
+    SELECT unionid_identity_id, member_no_identity_id FROM fast
+    WHERE stored_hash IS NULL AND unionid_identity_id IS NOT NULL
+) n
+WHERE n.member_no_identity_id IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM pairs p
+    WHERE p.identity_id = n.identity_id AND p.member_no_identity_id = n.member_no_identity_id)
+ORDER BY 1, 2
 """

@@ -27,7 +27,13 @@ from siyu.identity.regroup import regroup
 from siyu.ingest.bulk import insert_rows
 from siyu.ingest.models import Event
 from siyu.ingest.readers import SourceRow
-from siyu.ingest.validation import MEMBER_IDENTITIES, VALIDATORS, RowRejected, ValidRow
+from siyu.ingest.validation import (
+    MEMBER_IDENTITIES,
+    ORDER_IDENTITIES,
+    VALIDATORS,
+    RowRejected,
+    ValidRow,
+)
 from siyu.orders.models import OrderLine
 
 CHUNK = 900
@@ -213,7 +219,10 @@ def _store(
     if kind == "members":
         _store_members(session, rows, member_of, outcome.created, now)
     elif kind == "orders":
-        _insert(session, OrderLine, rows, member_of, {"imported_at": now})
+        evidence = [
+            _line_evidence(item.valid.record.identities, outcome.identity_of) for item in rows
+        ]
+        _insert(session, OrderLine, rows, member_of, {"imported_at": now}, evidence)
     else:
         _insert(session, Event, rows, member_of, {"received_at": now})
     if outcome.to_regroup:
@@ -224,8 +233,21 @@ def _store(
         result.merges += split.merges
 
 
+def _line_evidence(
+    identities: Sequence[oneid.Key], identity_of: dict[oneid.Key, int]
+) -> dict[str, Any]:
+    """An order line's OneID evidence: the identity id of each value it carries (or NULL)."""
+    ids = {kind: identity_of[(kind, value)] for kind, value in identities}
+    return {f"{kind}_identity_id": ids.get(kind) for kind in ORDER_IDENTITIES}
+
+
 def _insert(
-    session: Session, model: Any, rows: list[_Pending], member_of: list[int], extra: dict[str, Any]
+    session: Session,
+    model: Any,
+    rows: list[_Pending],
+    member_of: list[int],
+    extra: dict[str, Any],
+    per_row: Sequence[dict[str, Any]] | None = None,
 ) -> None:
     columns = set(table_of(model).c.keys())
     payload = [
@@ -234,8 +256,9 @@ def _insert(
             **({"row_hash": item.valid.row_hash} if "row_hash" in columns else {}),
             "member_id": member_id,
             **extra,
+            **(per_row[index] if per_row is not None else {}),
         }
-        for item, member_id in zip(rows, member_of, strict=True)
+        for index, (item, member_id) in enumerate(zip(rows, member_of, strict=True))
     ]
     insert_rows(session.connection(), table_of(model), payload)
 

@@ -44,3 +44,9 @@ class OrderLine(Base):
     sku: Mapped[str | None] = mapped_column(String(64), default=None)
     row_hash: Mapped[str] = mapped_column(String(32))
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # OneID evidence (docs/oneid.md): the identity generation each value named when the line
+    # was imported. A line's evidence lives here rather than as observation rows, so an import
+    # writes one row per line; no FK and no index, as nothing looks lines up by identity.
+    member_no_identity_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    phone_identity_id: Mapped[int | None] = mapped_column(BigId, default=None)
+    unionid_identity_id: Mapped[int | None] = mapped_column(BigId, default=None)

@@ -41,7 +41,15 @@ from siyu.clock import Clock
 from siyu.db import transaction
 from siyu.identity import service as identity_service
 from siyu.identity.errors import MemberNotFoundError
-from siyu.identity.models import Identity, IdentityObservation, Member, MemberRecord
+from siyu.identity.models import (
+    Identity,
+    IdentityMemberNo,
+    IdentityObservation,
+    Member,
+    MemberRecord,
+)
+from siyu.identity.oneid import table_of
+from siyu.orders.models import OrderLine
 from siyu.privacy.errors import PrivacyError, PrivacyErrorCode
 from siyu.warehouse.duckdb import DuckDBWarehouse
 from siyu.warehouse.member_bitmaps import apply_member_changes, held_bitmaps, note_member_write
@@ -165,6 +173,18 @@ def _erase_operational(session: Session, *, ids: list[int], values: set[str]) ->
     session.execute(
         sa.delete(IdentityObservation).where(IdentityObservation.identity_id.in_(identity_ids))
     )
+    pairs = table_of(IdentityMemberNo).c
+    session.execute(
+        sa.delete(IdentityMemberNo).where(
+            pairs.identity_id.in_(identity_ids) | pairs.member_no_identity_id.in_(identity_ids)
+        )
+    )
+    # Lines of other members may carry an erased value (a shared phone): forget it there too.
+    for column in ("member_no_identity_id", "phone_identity_id", "unionid_identity_id"):
+        lines = table_of(OrderLine).c
+        session.execute(
+            sa.update(OrderLine).where(lines[column].in_(identity_ids)).values({column: None})
+        )
     session.execute(sa.delete(Identity).where(Identity.id.in_(identity_ids)))
     scrubbed = 0
     for table in _tables(session):

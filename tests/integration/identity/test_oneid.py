@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from siyu.bootstrap import Siyu
 from siyu.identity import service as identity_service
-from siyu.identity.models import Identity, Member, MemberMerge
+from siyu.identity.models import Identity, IdentityObservation, Member, MemberMerge
 from siyu.ingest import service as ingest_service
 from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
@@ -259,3 +259,35 @@ def test_rebuild_with_a_higher_pollution_limit_merges_what_the_guard_had_kept_ap
     assert (outcome["merges"], outcome["polluted"]) == (2, 0)
     assert _count(siyu) == 1
     assert identity_service.list_polluted(session_factory=siyu.session_factory) == []
+
+
+def test_an_order_line_keeps_the_identity_ids_of_its_values_as_its_evidence(siyu: Siyu) -> None:
+    _ingest(siyu, "orders", [BRIDGE])
+
+    with siyu.session_factory() as session:
+        ids = {kind: i for kind, i in session.execute(sa.select(Identity.type, Identity.id))}
+        line = session.scalars(sa.select(OrderLine)).one()
+        observed = session.scalars(sa.select(sa.func.count()).select_from(IdentityObservation))
+        assert observed.one() == 0  # a line's evidence is its own columns, not observation rows
+    assert (line.member_no_identity_id, line.phone_identity_id, line.unionid_identity_id) == (
+        None,
+        ids["phone"],
+        ids["unionid"],
+    )
+
+
+def test_a_value_edited_away_still_counts_its_member_no_toward_pollution(siyu: Siyu) -> None:
+    # Given M001 and M002 sharing a phone (two member_nos: at the limit of 2), then M002
+    # editing it away
+    shared = [{"member_no": f"M00{n}", "phone": "13000000000"} for n in (1, 2)]
+    _ingest(siyu, "members", shared, limit=2)
+    _ingest(siyu, "members", [{"member_no": "M002", "phone": "13900139000"}], limit=2)
+
+    # When a third member_no registers with the phone
+    _ingest(siyu, "members", [{"member_no": "M003", "phone": "13000000000"}], limit=2)
+
+    # Then the phone has been seen with three member_nos: polluted, it joins nobody
+    assert identity_service.list_polluted(session_factory=siyu.session_factory) == [
+        {"type": "phone", "value": "13000000000", "member_nos": 3}
+    ]
+    assert len({_member(siyu, f"M00{n}") for n in (1, 2, 3)}) == 3

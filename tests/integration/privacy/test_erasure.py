@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from siyu.access.schemas import Role
 from siyu.access.scope import Viewer
 from siyu.bootstrap import Siyu
 from siyu.db import transaction
 from siyu.identity import queries
-from siyu.identity.models import MemberRecord
+from siyu.identity import service as identity_service
+from siyu.identity.models import Identity, IdentityMemberNo, MemberRecord
+from siyu.ingest import service as ingest_service
 from siyu.ingest.models import DeadLetter, Event
 from siyu.orders.models import OrderLine
 from siyu.privacy import service
@@ -150,3 +153,39 @@ def test_an_erased_member_leaves_attribute_segments_answered_from_the_index(
     after = preview_segment(warehouse=siyu.warehouse, definition=women, now=T0)
     assert (before.count, before.answered_by) == (1, "bitmap index")
     assert (after.count, after.answered_by) == (0, "bitmap index")
+
+
+def test_erasure_forgets_the_erased_values_in_order_line_evidence(sqlite_siyu: Siyu) -> None:
+    # Given Wang Fang imported with her phone, and a line of another member carrying it too
+    siyu = sqlite_siyu
+    wang = {"member_no": "M0001", "phone": "13812345678"}
+    line = {"order_id": "SO-1", "paid_at": "2026-03-01T10:00:00", "amount": "12.00"}
+    for kind, rows in (
+        ("members", [wang]),
+        ("orders", [{**line, "member_no": "M0001", "phone": "13812345678"}]),
+        ("orders", [{**line, "order_id": "SO-2", "member_no": "M0009", "phone": "13812345678"}]),
+    ):
+        ingest_service.ingest_records(
+            session_factory=siyu.session_factory, kind=kind, rows=rows, now=siyu.clock.now(),
+            tz=siyu.settings.tz, max_member_nos=1,
+        )  # fmt: skip
+    member_id = identity_service.find_member_by_identity(
+        session_factory=siyu.session_factory, identity="M0001"
+    )
+
+    service.erase_member(
+        session_factory=siyu.session_factory, warehouse=siyu.warehouse, clock=siyu.clock,
+        member_id=member_id, viewer=Viewer.system("dpo"),
+    )  # fmt: skip
+
+    # Then no line names an erased identity and no pair of them is left
+    with siyu.session_factory() as session:
+        kept = set(session.scalars(sa.select(Identity.id)))
+        evidence = session.execute(
+            sa.select(OrderLine.member_no_identity_id, OrderLine.phone_identity_id)
+        ).all()
+        pairs = session.execute(sa.select(IdentityMemberNo.identity_id)).all()
+    named = {i for row in evidence for i in row if i is not None}
+    assert named <= kept
+    assert len(named) == 1  # M0009's own member_no
+    assert pairs == []
