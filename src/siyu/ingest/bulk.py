@@ -57,12 +57,29 @@ def insert_returning_ids(
         statement = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return [int(row_id) for (row_id,) in connection.execute(statement, list(rows))]
     insert_rows(connection, table, rows)
+    return _ids_just_inserted(connection, table, len(rows))
+
+
+def insert_tuples_returning_ids(
+    connection: sa.Connection,
+    table: sa.Table,
+    names: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> list[int]:
+    """`insert_returning_ids` for rows already in SQLite's storage form (the columnar lanes)."""
+    if not rows:
+        return []
+    connection.exec_driver_sql(insert_sql(table, names), list(rows))
+    return _ids_just_inserted(connection, table, len(rows))
+
+
+def _ids_just_inserted(connection: sa.Connection, table: sa.Table, count: int) -> list[int]:
     last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
-    first = last - len(rows) + 1
+    first = last - count + 1
     stored = connection.execute(
         sa.select(sa.func.count()).where(table.c.id.between(first, last))
     ).scalar_one()
-    if stored != len(rows):  # pragma: no cover - would mean another writer interleaved
+    if stored != count:  # pragma: no cover - would mean another writer interleaved
         raise RuntimeError(f"{table.name}: ids {first}..{last} are not this batch's rows")
     return list(range(first, last + 1))
 

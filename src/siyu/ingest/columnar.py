@@ -95,8 +95,15 @@ class ColumnarBatch:
     slow: list[SourceRow]
 
 
-class OrderLane:
-    """A file's lines loaded once into a private DuckDB, handed out batch by batch."""
+class FileLane:
+    """A file's rows loaded once into a private DuckDB, handed out batch by batch; a lane
+    names the file's fields, its instant field and the SQL that prepares a batch."""
+
+    fields: tuple[str, ...] = ()
+    instant_field = ""
+
+    def prepare_sql(self) -> str:
+        raise NotImplementedError
 
     def __init__(self, path: Path, *, tz: tzinfo, now: datetime) -> None:
         self.path = path
@@ -152,9 +159,9 @@ class OrderLane:
         # An empty cell is "no value" (`validation._text`); Parquet keeps '' apart from NULL.
         selected = ", ".join(
             _non_empty(name) if name in names else f'NULL::VARCHAR AS "{name}"'
-            for name in ORDER_FIELDS
+            for name in self.fields
         )
-        extra = [n for n in names if n not in ORDER_FIELDS]
+        extra = [n for n in names if n not in self.fields]
         extras = "".join(f', "{_ident(n)}"' for n in extra)
         try:
             self.duck.execute(
@@ -208,7 +215,7 @@ class OrderLane:
         cursor = self.duck.cursor()
         try:
             self._learn_offsets(cursor, start, stop)
-            cursor.execute(_PREPARE, [start, stop])
+            cursor.execute(self.prepare_sql(), [start, stop])
         finally:
             cursor.close()
 
@@ -219,10 +226,11 @@ class OrderLane:
 
     def _learn_offsets(self, cursor: duckdb.DuckDBPyConnection, start: int, stop: int) -> None:
         """The business time zone's offset for every local hour that naive instants name."""
+        column = self.instant_field
         hours = cursor.execute(
-            "SELECT DISTINCT substr(paid_at, 1, 13) FROM source WHERE idx >= ? AND idx < ? "
-            "AND regexp_matches(paid_at, ?) "
-            "AND NOT regexp_matches(paid_at, '(Z|[+-]\\d\\d:\\d\\d)$')",
+            f"SELECT DISTINCT substr({column}, 1, 13) FROM source WHERE idx >= ? AND idx < ? "
+            f"AND regexp_matches({column}, ?) "
+            f"AND NOT regexp_matches({column}, '(Z|[+-]\\d\\d:\\d\\d)$')",
             [start, stop, _INSTANT],
         ).fetchall()
         new = [h for (h,) in hours if h not in self._offsets_known]
@@ -259,6 +267,16 @@ class OrderLane:
             }
             rows.append(SourceRow(number, cells))
         return rows
+
+
+class OrderLane(FileLane):
+    """An orders file (`ORDER_FIELDS`; naive `paid_at` read in the business time zone)."""
+
+    fields = ORDER_FIELDS
+    instant_field = "paid_at"
+
+    def prepare_sql(self) -> str:
+        return _PREPARE
 
 
 def _struct(names: Sequence[str]) -> str:
@@ -302,32 +320,68 @@ def _hour_offset(hour: str, tz: tzinfo) -> int | None:
     return int(offset.total_seconds() // 60)
 
 
-# Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
-_PREPARE = rf"""
-CREATE OR REPLACE TABLE prepared_next AS
-WITH raw AS (
-    SELECT s.*,
-        regexp_replace(coalesce(phone, ''), '[ ()\-]', '', 'g') AS phone_bare,
-        regexp_extract(paid_at, '(Z|[+-]\d\d:\d\d)$') AS zone
-    FROM source s WHERE idx >= ? AND idx < ?
-), normal AS (
-    SELECT r.*,
-        CASE
+@dataclass(frozen=True)
+class InstantSQL:
+    """SQL reading an ISO instant column exactly as `validation.parse_instant` reads it, in
+    three CTEs: `zone` in the first, `parts` (+ `join`) in the second, the rest after."""
+
+    zone: str
+    parts: str
+    join: str
+    canonical: str  # the text is an instant this SQL reproduces
+    text: str  # str() of the aware datetime Python builds (what the content hash reads)
+    utc: str  # the stored UTC text
+
+
+def instant_sql(column: str) -> InstantSQL:
+    c = column
+    return InstantSQL(
+        zone=rf"regexp_extract({c}, '(Z|[+-]\d\d:\d\d)$') AS {c}_zone",
+        parts=rf"""try_strptime(replace({c}[1:19], 'T', ' '), '%Y-%m-%d %H:%M:%S') AS {c}_second,
+        CASE WHEN length({c}) > 19 AND {c}[20] = '.'
+             THEN TRY_CAST(rpad(regexp_extract({c}, '\.(\d+)', 1), 6, '0') AS INTEGER)
+             ELSE 0 END AS {c}_micros,
+        CASE WHEN {c}_zone = 'Z' THEN 0
+             WHEN {c}_zone <> '' THEN (CASE WHEN {c}_zone[1] = '-' THEN -1 ELSE 1 END)
+                  * (TRY_CAST({c}_zone[2:3] AS INTEGER) * 60 + TRY_CAST({c}_zone[5:6] AS INTEGER))
+             ELSE {c}_hours.minutes END AS {c}_offset""",
+        join=f"LEFT JOIN local_offsets {c}_hours ON {c}_zone = '' AND {c}_hours.hour = r.{c}[1:13]",
+        canonical=(
+            f"regexp_matches({c}, '{_INSTANT}') AND {c}_second IS NOT NULL "
+            f"AND year({c}_second) BETWEEN 1900 AND 9998 AND {c}_offset IS NOT NULL"
+        ),
+        text=f"""(strftime({c}_second, '%Y-%m-%d %H:%M:%S')
+            || CASE WHEN {c}_micros <> 0 THEN '.' || lpad({c}_micros::VARCHAR, 6, '0') ELSE '' END
+            || CASE WHEN {c}_offset < 0 THEN '-' ELSE '+' END
+            || lpad((abs({c}_offset) // 60)::VARCHAR, 2, '0') || ':'
+            || lpad((abs({c}_offset) % 60)::VARCHAR, 2, '0'))""",
+        utc=(
+            f"strftime({c}_second + to_microseconds({c}_micros) - to_minutes({c}_offset), "
+            f"'%Y-%m-%d %H:%M:%S.%f')"
+        ),
+    )
+
+
+# A phone with separators and a country prefix removed (`phone_digits`), before the mobile check.
+_PHONE_BARE = r"regexp_replace(coalesce(phone, ''), '[ ()\-]', '', 'g') AS phone_bare"
+PHONE_DIGITS = r"""CASE
             WHEN starts_with(phone_bare, '+86') AND length(phone_bare) = 14 THEN phone_bare[4:]
             WHEN starts_with(phone_bare, '0086') AND length(phone_bare) = 15 THEN phone_bare[5:]
             WHEN starts_with(phone_bare, '86') AND length(phone_bare) = 13 THEN phone_bare[3:]
             ELSE phone_bare
-        END AS phone_digits,
+        END AS phone_digits"""
+_PAID_AT = instant_sql("paid_at")
+# Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
+_PREPARE = rf"""
+CREATE OR REPLACE TABLE prepared_next AS
+WITH raw AS (
+    SELECT s.*, {_PHONE_BARE}, {_PAID_AT.zone}
+    FROM source s WHERE idx >= ? AND idx < ?
+), normal AS (
+    SELECT r.*, {PHONE_DIGITS},
         CASE WHEN line_no IS NULL THEN 1 ELSE TRY_CAST(line_no AS BIGINT) END AS line_number,
-        try_strptime(replace(paid_at[1:19], 'T', ' '), '%Y-%m-%d %H:%M:%S') AS local_second,
-        CASE WHEN length(paid_at) > 19 AND paid_at[20] = '.'
-             THEN TRY_CAST(rpad(regexp_extract(paid_at, '\.(\d+)', 1), 6, '0') AS INTEGER)
-             ELSE 0 END AS micros,
-        CASE WHEN zone = 'Z' THEN 0
-             WHEN zone <> '' THEN (CASE WHEN zone[1] = '-' THEN -1 ELSE 1 END)
-                  * (TRY_CAST(zone[2:3] AS INTEGER) * 60 + TRY_CAST(zone[5:6] AS INTEGER))
-             ELSE o.minutes END AS offset_minutes
-    FROM raw r LEFT JOIN local_offsets o ON zone = '' AND o.hour = r.paid_at[1:13]
+        {_PAID_AT.parts}
+    FROM raw r {_PAID_AT.join}
 ), checked AS (
     SELECT n.*,
         CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') THEN phone_digits END
@@ -340,10 +394,8 @@ WITH raw AS (
         )
         AND (line_no IS NULL OR regexp_matches(line_no, '^\d{{1,15}}$')) AND line_number >= 1
         AND regexp_matches(coalesce(phone, ''), '{_PHONE_CHARS}')
-        AND paid_at IS NOT NULL AND regexp_matches(paid_at, '{_INSTANT}')
-        AND local_second IS NOT NULL AND year(local_second) BETWEEN 1900 AND 9998
+        AND paid_at IS NOT NULL AND {_PAID_AT.canonical}
         AND NOT odd_quotes
-        AND offset_minutes IS NOT NULL
         AND amount IS NOT NULL AND regexp_matches(amount, '{_AMOUNT}')
         AND coalesce(status, 'paid') IN ('paid', 'refunded')
         AS canonical
@@ -353,18 +405,13 @@ WITH raw AS (
         canonical AND (member_no IS NOT NULL OR phone_number IS NOT NULL OR unionid IS NOT NULL)
             AS plain,
         order_id || ':' || line_number AS line_key,
-        local_second + to_microseconds(micros) AS local_instant,
-        strftime(local_second, '%Y-%m-%d %H:%M:%S')
-            || CASE WHEN micros <> 0 THEN '.' || lpad(micros::VARCHAR, 6, '0') ELSE '' END
-            || CASE WHEN offset_minutes < 0 THEN '-' ELSE '+' END
-            || lpad((abs(offset_minutes) // 60)::VARCHAR, 2, '0') || ':'
-            || lpad((abs(offset_minutes) % 60)::VARCHAR, 2, '0') AS paid_at_text,
+        {_PAID_AT.text} AS paid_at_text,
         coalesce(status, 'paid') AS status_value
     FROM checked c
 )
 SELECT idx, plain, order_id, line_number AS line_no, line_key, member_no,
     phone_number AS phone, unionid, store_code, channel,
-    strftime(local_instant - to_minutes(offset_minutes), '%Y-%m-%d %H:%M:%S.%f') AS paid_at_utc,
+    {_PAID_AT.utc} AS paid_at_utc,
     TRY_CAST(amount AS DOUBLE) AS amount_value, status_value AS status, category, sku,
     phone_warning::INTEGER AS warnings,
     md5(concat_ws(chr(31),
@@ -448,8 +495,13 @@ def store_batch(
 
 def drop_scratch(session: Session) -> None:
     """The lookup tables live on the pooled connection: drop them before it serves others."""
-    for name in ("_lane_known", "_lane_stored_lines", "_lane_pairs"):
-        session.connection().exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+    connection = session.connection()
+    names = connection.exec_driver_sql(
+        "SELECT name FROM sqlite_temp_master WHERE type = 'table' AND name LIKE '\\_lane\\_%' "
+        "ESCAPE '\\'"
+    ).scalars()
+    for name in list(names):
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
 
 
 def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:

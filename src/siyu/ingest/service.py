@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from siyu.ingest import columnar as columnar_lane
+from siyu.ingest import member_lane
 from siyu.ingest.errors import IngestError, IngestErrorCode
 from siyu.ingest.models import DeadLetter, ImportRun
 from siyu.ingest.readers import SourceRow, columns_of, detect_format, read_batches
@@ -89,8 +90,9 @@ def import_file(
 ) -> ImportResult:
     """Import a CSV/NDJSON/Parquet file of members, orders or events (DESIGN §4.2).
 
-    Order files take the columnar lane when they can (`ingest.columnar`); `columnar=False`
-    forces the row-by-row path (the reference the lane is tested against)."""
+    Order and member files take a columnar lane when they can (`ingest.columnar`,
+    `ingest.member_lane`); `columnar=False` forces the row-by-row path (the reference the
+    lanes are tested against)."""
     _check_kind(kind)
     detect_format(path)  # existence and format first
     result = ImportResult()
@@ -101,7 +103,13 @@ def import_file(
         result.run_id = run.id
         lane = _columnar_lane(session, kind, path, tz=tz, now=now, columnar=columnar)
         lane_batches = (
-            _columnar_batches(session, lane, batch_size=max(batch_size, COLUMNAR_BATCH), now=now)
+            _columnar_batches(
+                session,
+                lane,
+                batch_size=max(batch_size, COLUMNAR_BATCH),
+                now=now,
+                max_member_nos=max_member_nos,
+            )
             if lane is not None
             else None
         )
@@ -134,19 +142,30 @@ def import_file(
     return result
 
 
+_LANES: dict[str, type[columnar_lane.FileLane]] = {
+    "orders": columnar_lane.OrderLane,
+    "members": member_lane.MemberLane,
+}
+
+
 def _columnar_lane(
     session: Session, kind: str, path: Path, *, tz: tzinfo, now: datetime, columnar: bool
-) -> columnar_lane.OrderLane | None:
-    if not columnar or kind != "orders" or session.get_bind().dialect.name != "sqlite":
+) -> columnar_lane.FileLane | None:
+    if not columnar or kind not in _LANES or session.get_bind().dialect.name != "sqlite":
         return None
     try:
-        return columnar_lane.OrderLane(path, tz=tz, now=now)
+        return _LANES[kind](path, tz=tz, now=now)
     except columnar_lane.LaneUnavailable:
         return None
 
 
 def _columnar_batches(
-    session: Session, lane: columnar_lane.OrderLane, *, batch_size: int, now: datetime
+    session: Session,
+    lane: columnar_lane.FileLane,
+    *,
+    batch_size: int,
+    now: datetime,
+    max_member_nos: int,
 ) -> Generator[tuple[int, list[SourceRow], BatchResult | None], None, None]:
     """Per batch: the lane stores the settled orders, the slow lane takes the rest. The next
     batch is prepared in DuckDB (which releases the GIL) while this one is written."""
@@ -160,7 +179,13 @@ def _columnar_batches(
             lane.take_prepared()
             if index + 1 < len(ranges):
                 ahead = pool.submit(lane.prepare, *ranges[index + 1])
-            stored = columnar_lane.store_batch(session, lane, start, stop, now=now)
+            if isinstance(lane, member_lane.MemberLane):
+                stored = member_lane.store_batch(
+                    session, lane, start, stop, now=now, max_member_nos=max_member_nos
+                )
+            else:
+                assert isinstance(lane, columnar_lane.OrderLane)
+                stored = columnar_lane.store_batch(session, lane, start, stop, now=now)
             yield stored.rows, stored.slow, stored.result
 
 

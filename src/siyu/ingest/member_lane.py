@@ -1,0 +1,307 @@
+"""The columnar lane of a member import: new people, validated, hashed and stored set-based
+in DuckDB and one executemany per table, instead of one Python object per row.
+
+As for orders (`ingest.columnar`, ADR 0006), the row-by-row path stays the definition and this
+lane only takes the rows whose outcome it can prove:
+
+- A row is *plain* when every field is already canonical (no surrounding whitespace, a phone of
+  digits and separators, a known gender, a `YYYY-MM-DD` birthday, an ISO instant with
+  seconds): its values and content hash are computed in SQL and equal what `validate_member`
+  gives. An invalid phone is dropped with a warning, as there.
+- A plain row is *fresh* when OneID has nothing to decide: its record key is neither stored
+  nor repeated in the batch, none of its identity values exists (current) in the store, and
+  none appears on any other row of the batch, in any spelling that could normalise to it
+  (a phone's last 11 digits; a value with whitespace around it). Such a row is one new member:
+  the lane writes the member, its member record, its identity values, their observations and
+  their (value, member_no) pairs.
+- A plain row whose record key is stored with the same content hash is a duplicate.
+- Every other row goes to the row path, in the same transaction, right after.
+
+Decided here: members the lane creates get their ids before the members the row path creates
+for the rest of the batch, and the lane's identity values are numbered in (type, value) order
+among themselves; which ids new rows get within one batch is the only difference between the
+lanes (ids are surrogates: the survivor of a later merge is still the member created first,
+in batch order per lane). The lane needs `max_member_nos` ≥ 1 (else nothing is fresh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from siyu.identity.models import (
+    Identity,
+    IdentityMemberNo,
+    IdentityObservation,
+    Member,
+    MemberRecord,
+)
+from siyu.identity.oneid import table_of
+from siyu.ingest.bulk import insert_sql, insert_tuples_returning_ids
+from siyu.ingest.columnar import (
+    _EDGE_SPACE,
+    _PHONE_BARE,
+    _PHONE_CHARS,
+    _SPACE,
+    PHONE_DIGITS,
+    ColumnarBatch,
+    FileLane,
+    _fetch_into,
+    _insert,
+    _scalar,
+    instant_sql,
+)
+from siyu.ingest.validation import MEMBER_FIELDS, MEMBER_IDENTITIES
+from siyu.ingest.writer import BatchResult
+
+_TEXT_FIELDS = (
+    "member_no", "unionid", "openid", "external_userid", "name", "store_code", "channel",
+    "gender", "birthday", "registered_at",
+)  # fmt: skip
+_OTHER_IDENTITIES = tuple(k for k in MEMBER_IDENTITIES if k != "phone")
+
+
+class MemberLane(FileLane):
+    """A members file loaded once into a private DuckDB, handed out batch by batch."""
+
+    fields = MEMBER_FIELDS
+    instant_field = "registered_at"
+
+    def prepare_sql(self) -> str:
+        return _PREPARE
+
+
+def _loose(column: str) -> str:
+    """What a value could normalise to on the row path: Python's strip(), in SQL."""
+    return f"nullif(regexp_replace({column}, '^{_SPACE}+|{_SPACE}+$', '', 'g'), '')"
+
+
+_REGISTERED = instant_sql("registered_at")
+_KEY_PARTS = ", ".join(
+    ["member_no", "'phone:' || phone_number"] + [f"'{k}:' || {k}" for k in _OTHER_IDENTITIES[1:]]
+)
+# Canonical values of rows [?, ?): `plain` says the SQL below reproduces validate_member.
+_PREPARE = rf"""
+CREATE OR REPLACE TABLE prepared_next AS
+WITH raw AS (
+    SELECT s.*, {_PHONE_BARE}, {_REGISTERED.zone} FROM source s WHERE idx >= ? AND idx < ?
+), normal AS (
+    SELECT r.*, {PHONE_DIGITS}, {_REGISTERED.parts}
+    FROM raw r {_REGISTERED.join}
+), checked AS (
+    SELECT n.*,
+        CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') THEN phone_digits END
+            AS phone_number,
+        trim(coalesce(phone, '')) <> ''
+            AND NOT regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') AS phone_warning,
+        NOT regexp_matches(
+            concat_ws(chr(1), {", ".join(_TEXT_FIELDS)}), '{_EDGE_SPACE}'
+        )
+        AND regexp_matches(coalesce(phone, ''), '{_PHONE_CHARS}')
+        AND (registered_at IS NULL OR ({_REGISTERED.canonical}))
+        AND (birthday IS NULL OR (
+            regexp_matches(birthday, '^\d{{4}}-\d{{2}}-\d{{2}}$') AND birthday[1:4] <> '0000'
+            AND try_strptime(birthday, '%Y-%m-%d') IS NOT NULL))
+        AND coalesce(gender, 'U') IN ('F', 'M', 'U')
+        AND NOT odd_quotes
+        AS canonical
+    FROM normal n
+), valued AS (
+    SELECT c.*,
+        canonical AND coalesce(member_no, phone_number, {", ".join(_OTHER_IDENTITIES[1:])})
+            IS NOT NULL AS plain,
+        coalesce({_KEY_PARTS}) AS record_key,
+        {_REGISTERED.text} AS registered_at_text,
+        coalesce(gender, 'U') AS gender_value
+    FROM checked c
+)
+SELECT idx, plain, record_key, member_no, phone_number AS phone, unionid, openid,
+    external_userid, name, store_code, channel, gender_value AS gender, birthday,
+    {_REGISTERED.utc} AS registered_at_utc, phone_warning::INTEGER AS warnings,
+    md5(concat_ws(chr(31),
+        'birthday' || chr(30) || coalesce(birthday, 'None'),
+        'channel' || chr(30) || coalesce(channel, 'None'),
+        'external_userid' || chr(30) || coalesce(external_userid, 'None'),
+        'gender' || chr(30) || gender_value,
+        'member_no' || chr(30) || coalesce(member_no, 'None'),
+        'name' || chr(30) || coalesce(name, 'None'),
+        'openid' || chr(30) || coalesce(openid, 'None'),
+        'phone' || chr(30) || coalesce(phone_number, 'None'),
+        'registered_at' || chr(30) || coalesce(registered_at_text, 'None'),
+        'store_code' || chr(30) || coalesce(store_code, 'None'),
+        'unionid' || chr(30) || coalesce(unionid, 'None')
+    )) AS row_hash,
+    {_loose("member_no")} AS loose_member_no,
+    right(regexp_replace(phone, '[^\pN]', '', 'g'), 11) AS loose_phone,
+    {", ".join(f"{_loose(k)} AS loose_{k}" for k in _OTHER_IDENTITIES[1:])}
+FROM valued
+"""
+
+
+@dataclass
+class _Written:
+    members: int = 0
+    warnings: int = 0
+
+
+def store_batch(
+    session: Session,
+    lane: MemberLane,
+    start: int,
+    stop: int,
+    *,
+    now: datetime,
+    max_member_nos: int,
+) -> ColumnarBatch:
+    """Store the fresh members of rows [start, stop), prepared and taken before; count the
+    duplicates; return the rest for the row path (same transaction, right after)."""
+    duck = lane.duck
+    connection = session.connection()
+    duck.execute(_ROW_KEYS)
+    _fetch_into(
+        duck,
+        "known",
+        _KNOWN,
+        connection,
+        "SELECT DISTINCT type, value FROM row_keys",
+        ("type", "value"),
+        pa.schema([("type", pa.string()), ("value", pa.string())]),
+    )
+    _fetch_into(
+        duck,
+        "stored_records",
+        _STORED_RECORDS,
+        connection,
+        "SELECT DISTINCT record_key FROM prepared WHERE plain",
+        ("record_key",),
+        pa.schema([("record_key", pa.string()), ("row_hash", pa.string())]),
+    )
+    duck.execute(_DECIDE)
+    if max_member_nos < 1:  # every value with a member_no is polluted at once: nothing is fresh
+        duck.execute("UPDATE decided SET fresh = false")
+    result = BatchResult()
+    result.duplicates = _scalar(duck, "SELECT count(*) FROM decided WHERE duplicate")
+    written = _write_fresh(connection, duck, lane.now_text)
+    result.accepted = written.members
+    result.members_created = written.members
+    result.warnings = written.warnings
+    slow = lane.source_rows("p.idx IN (SELECT idx FROM decided WHERE NOT fresh AND NOT duplicate)")
+    return ColumnarBatch(rows=stop - start, result=result, slow=slow)
+
+
+def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now: str) -> _Written:
+    fresh = duck.execute(
+        "SELECT name, gender, birthday, registered_at_utc, store_code, channel, ?, ? "
+        "FROM decided WHERE fresh ORDER BY idx",
+        [now, now],
+    ).fetchall()
+    if not fresh:
+        return _Written()
+    member_ids = insert_tuples_returning_ids(
+        connection,
+        table_of(Member),
+        ("name", "gender", "birthday", "registered_at", "store_code", "channel",
+         "created_at", "updated_at"),
+        fresh,
+    )  # fmt: skip
+    duck.execute(
+        "CREATE OR REPLACE TEMP TABLE born AS SELECT d.*, ? - 1 + row_number() OVER "
+        "(ORDER BY idx) AS member_id FROM decided d WHERE fresh",
+        [member_ids[0]],
+    )
+    records = duck.execute(_RECORDS, [now]).fetchall()
+    _insert(connection, insert_sql(table_of(MemberRecord), _RECORD_COLUMNS), records)
+    values = duck.execute(_NEW_IDENTITIES, [now]).fetchall()
+    identity_ids = insert_tuples_returning_ids(
+        connection,
+        table_of(Identity),
+        ("type", "value", "member_id", "polluted", "first_seen_at"),
+        values,
+    )
+    duck.execute(
+        "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, ? - 1 + row_number() "
+        "OVER (ORDER BY k.type, k.value) AS identity_id FROM row_keys k "
+        "WHERE k.idx IN (SELECT idx FROM born)",
+        [identity_ids[0]],
+    )
+    observations = duck.execute(_OBSERVATIONS, [now]).fetchall()
+    _insert(
+        connection, insert_sql(table_of(IdentityObservation), _OBSERVATION_COLUMNS), observations
+    )
+    pairs = duck.execute(_PAIRS).fetchall()
+    _insert(
+        connection,
+        insert_sql(table_of(IdentityMemberNo), ("identity_id", "member_no_identity_id")),
+        pairs,
+    )
+    warnings = _scalar(duck, "SELECT coalesce(sum(warnings), 0) FROM born")
+    return _Written(members=len(fresh), warnings=warnings)
+
+
+_ROW_KEYS = "CREATE OR REPLACE TEMP TABLE row_keys AS " + " UNION ALL ".join(
+    f"SELECT idx, '{kind}' AS type, {kind} AS value FROM prepared "
+    f"WHERE plain AND {kind} IS NOT NULL"
+    for kind in MEMBER_IDENTITIES
+)
+_KNOWN = """
+SELECT k.type, k.value FROM {scratch} k
+JOIN identities i ON i.type = k.type AND i.value = k.value AND i.released_at IS NULL
+"""
+_STORED_RECORDS = """
+SELECT r.record_key, r.row_hash FROM {scratch} k
+JOIN member_records r ON r.record_key = k.record_key
+"""
+_LOOSE_KEYS = " UNION ALL ".join(
+    f"SELECT idx, '{kind}' AS type, loose_{kind} AS value FROM prepared "
+    f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
+    for kind in MEMBER_IDENTITIES
+)
+# Fresh: plain, its key neither repeated in the batch nor stored, and none of its values known
+# to the store or carried (in any spelling that could normalise to it) by another row.
+_DECIDE = f"""
+CREATE OR REPLACE TEMP TABLE decided AS
+WITH repeated AS (
+    SELECT record_key FROM prepared WHERE plain GROUP BY record_key HAVING count(*) > 1
+), shared AS (
+    SELECT type, value FROM ({_LOOSE_KEYS}) GROUP BY type, value HAVING count(DISTINCT idx) > 1
+), blocked AS (
+    SELECT k.idx FROM row_keys k JOIN known USING (type, value)
+    UNION SELECT k.idx FROM row_keys k JOIN shared USING (type, value)
+)
+SELECT p.*,
+    coalesce(p.plain AND r.record_key IS NULL AND s.record_key IS NULL
+        AND p.idx NOT IN (SELECT idx FROM blocked), false) AS fresh,
+    coalesce(p.plain AND r.record_key IS NULL AND s.row_hash = p.row_hash, false) AS duplicate
+FROM prepared p
+LEFT JOIN repeated r USING (record_key)
+LEFT JOIN stored_records s USING (record_key)
+"""
+_RECORD_COLUMNS = (
+    "record_key", "member_id", "member_no", "phone", "unionid", "openid", "external_userid",
+    "name", "gender", "birthday", "registered_at", "store_code", "channel", "row_hash",
+    "updated_at",
+)  # fmt: skip
+_RECORDS = """
+SELECT record_key, member_id, member_no, phone, unionid, openid, external_userid, name, gender,
+    birthday, registered_at_utc, store_code, channel, row_hash, ?::VARCHAR
+FROM born ORDER BY idx
+"""
+_NEW_IDENTITIES = """
+SELECT k.type, k.value, b.member_id, 0, ?::VARCHAR FROM row_keys k JOIN born b USING (idx)
+ORDER BY k.type, k.value
+"""
+_OBSERVATION_COLUMNS = ("identity_id", "record_kind", "record_key", "observed_at")
+_OBSERVATIONS = """
+SELECT i.identity_id, 'member', b.record_key, ?::VARCHAR FROM born_ids i JOIN born b USING (idx)
+ORDER BY i.identity_id
+"""
+_PAIRS = """
+SELECT v.identity_id, n.identity_id FROM born_ids v
+JOIN born_ids n ON n.idx = v.idx AND n.type = 'member_no'
+WHERE v.type <> 'member_no' ORDER BY 1, 2
+"""
