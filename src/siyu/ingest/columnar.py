@@ -613,8 +613,8 @@ CREATE OR REPLACE TEMP TABLE lines AS
 WITH repeated AS (
     SELECT line_key FROM prepared GROUP BY line_key HAVING count(*) > 1
 )
-SELECT p.*, o.member_id, o.member_no_identity_id, o.phone_identity_id, o.unionid_identity_id,
-    s.row_hash AS stored_hash,
+SELECT p.idx, p.plain, p.order_id, p.row_hash, p.warnings, o.member_id,
+    o.member_no_identity_id, o.phone_identity_id, o.unionid_identity_id, s.row_hash AS stored_hash,
     coalesce(
         o.all_known AND o.owners = 1
         AND (p.member_no IS NULL OR (
@@ -652,10 +652,10 @@ _PAIR_INSERT = insert_sql(
     table_of(IdentityMemberNo), ("identity_id", "member_no_identity_id"), skip_conflicts=True
 )
 _NEW_LINES = """
-SELECT order_id, line_no, member_id, member_no, phone, unionid, store_code, channel,
-    paid_at_utc, amount_value, status, category, sku, row_hash, ?::VARCHAR,
-    member_no_identity_id, phone_identity_id, unionid_identity_id
-FROM fast WHERE stored_hash IS NULL ORDER BY idx
+SELECT p.order_id, p.line_no, f.member_id, p.member_no, p.phone, p.unionid, p.store_code,
+    p.channel, p.paid_at_utc, p.amount_value, p.status, p.category, p.sku, p.row_hash,
+    ?::VARCHAR, f.member_no_identity_id, f.phone_identity_id, f.unionid_identity_id
+FROM fast f JOIN prepared p USING (idx) WHERE f.stored_hash IS NULL ORDER BY idx
 """
 # Pairs the stored lines bring that the guard does not count yet (only polluted values can).
 _NEW_PAIRS = """

@@ -56,7 +56,8 @@ def test_newcomer_signs_in_finds_a_member_by_phone_and_opens_a_journey_and_a_rep
         page.wait_for_url("**/console/")
 
         page.goto(f"{served_demo}/console/members")
-        assert "****" in page.locator("table.members td.phone").first.inner_text()  # masked
+        phones = page.locator("table.members td.phone").all_inner_texts()
+        assert any("****" in shown for shown in phones)  # masked (some members have no phone)
         phone = a_phone_of_one_member(demo_dir)
         messy = f"+86 {phone[:3]}-{phone[3:7]} {phone[7:]}"  # as an operator might paste it
         page.fill("input[name=q]", messy)

@@ -4,6 +4,7 @@ idempotent re-import, member updates, and the three formats giving the same resu
 from __future__ import annotations
 
 import csv
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,17 @@ def test_an_error_during_an_import_is_raised_as_itself_and_earlier_imports_stay(
 
     assert _scalar(siyu, sa.select(sa.func.count()).select_from(OrderLine)) == 0
     assert _scalar(siyu, sa.select(sa.func.count()).select_from(MemberRecord)) == 3
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["after an import", "after a failed one"])
+def test_the_store_checks_foreign_keys_again_once_an_import_is_over(
+    sqlite_siyu: Siyu, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    # The import turns SQLite's foreign-key checks off on its connection while it runs
+    if fails:
+        monkeypatch.setattr(service, "write_batch", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError) if fails else nullcontext():
+        _import(sqlite_siyu, "members", write_rows(tmp_path / "members.csv", MEMBERS))
+
+    with sqlite_siyu.session_factory() as session:
+        assert session.connection().exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
