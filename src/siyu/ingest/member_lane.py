@@ -8,12 +8,14 @@ lane only takes the rows whose outcome it can prove:
   digits and separators, a known gender, a `YYYY-MM-DD` birthday, an ISO instant with
   seconds): its values and content hash are computed in SQL and equal what `validate_member`
   gives. An invalid phone is dropped with a warning, as there.
-- A plain row is *fresh* when OneID has nothing to decide: its record key is neither stored
-  nor repeated in the batch, none of its identity values exists (current) in the store, and
-  none appears on any other row of the batch, in any spelling that could normalise to it
-  (a phone's last 11 digits; a value with whitespace around it). Such a row is one new member:
-  the lane writes the member, its member record, its identity values, their observations and
-  their (value, member_no) pairs.
+- Rows of a batch are grouped into *components*: rows sharing a value, in any spelling that
+  could normalise to it (a phone's last 11 digits; a value with whitespace around it), are one
+  component. A component is *fresh* when OneID has nothing to decide but "these rows are one
+  new person": every row is plain, no record key is stored or repeated in the batch, no value
+  exists (current) in the store, and no value is seen with more member_nos than the pollution
+  limit. Each fresh component is one new member, seeded as the row path seeds it (the row
+  registered first, else the first row); the lane writes the member, its member records, its
+  identity values, their observations and their (value, member_no) pairs.
 - A plain row whose record key is stored with the same content hash is a duplicate.
 - Every other row goes to the row path, in the same transaction, right after.
 
@@ -21,7 +23,7 @@ Decided here: members the lane creates get their ids before the members the row 
 for the rest of the batch, and the lane's identity values are numbered in (type, value) order
 among themselves; which ids new rows get within one batch is the only difference between the
 lanes (ids are surrogates: the survivor of a later merge is still the member created first,
-in batch order per lane). The lane needs `max_member_nos` ≥ 1 (else nothing is fresh).
+in batch order per lane).
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ FROM valued
 
 @dataclass
 class _Written:
+    rows: int = 0
     members: int = 0
     warnings: int = 0
 
@@ -181,23 +184,43 @@ def store_batch(
         ("record_key",),
         pa.schema([("record_key", pa.string()), ("row_hash", pa.string())]),
     )
-    duck.execute(_DECIDE)
-    if max_member_nos < 1:  # every value with a member_no is polluted at once: nothing is fresh
-        duck.execute("UPDATE decided SET fresh = false")
+    _components(duck)
+    duck.execute(_DECIDE.format(limit=int(max_member_nos)))
     result = BatchResult()
     result.duplicates = _scalar(duck, "SELECT count(*) FROM decided WHERE duplicate")
     written = _write_fresh(connection, duck, lane.now_text)
-    result.accepted = written.members
+    result.accepted = written.rows
     result.members_created = written.members
     result.warnings = written.warnings
     slow = lane.source_rows("p.idx IN (SELECT idx FROM decided WHERE NOT fresh AND NOT duplicate)")
     return ColumnarBatch(rows=stop - start, result=result, slow=slow)
 
 
+def _components(duck: duckdb.DuckDBPyConnection) -> None:
+    """`labels`: every row of the batch with the lowest row index of its component, rows being
+    joined by any value they share in any spelling (`loose_*`); min-label propagation."""
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE loose_keys AS {_LOOSE_KEYS}")
+    duck.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT idx, idx AS lab FROM prepared")
+    while True:
+        duck.execute(_PROPAGATE)
+        changed = _scalar(
+            duck,
+            "SELECT count(*) FROM next_labels n JOIN labels l USING (idx) WHERE n.lab <> l.lab",
+        )
+        duck.execute("DROP TABLE labels; ALTER TABLE next_labels RENAME TO labels")
+        if changed == 0:
+            return
+
+
 def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now: str) -> _Written:
+    # One member per fresh component, seeded as `oneid._earliest_seed` seeds it: the row
+    # registered first, else the first row.
     fresh = duck.execute(
-        "SELECT name, gender, birthday, registered_at_utc, store_code, channel, ?, ? "
-        "FROM decided WHERE fresh ORDER BY idx",
+        """SELECT name, gender, birthday, registered_at_utc, store_code, channel, ?, ? FROM (
+            SELECT d.*, row_number() OVER (PARTITION BY component
+                ORDER BY registered_at_utc NULLS LAST, idx) AS nth
+            FROM decided d WHERE fresh)
+        WHERE nth = 1 ORDER BY component""",
         [now, now],
     ).fetchall()
     if not fresh:
@@ -210,8 +233,8 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
         fresh,
     )  # fmt: skip
     duck.execute(
-        "CREATE OR REPLACE TEMP TABLE born AS SELECT d.*, ? - 1 + row_number() OVER "
-        "(ORDER BY idx) AS member_id FROM decided d WHERE fresh",
+        "CREATE OR REPLACE TEMP TABLE born AS SELECT d.*, ? - 1 + dense_rank() OVER "
+        "(ORDER BY component) AS member_id FROM decided d WHERE fresh",
         [member_ids[0]],
     )
     records = duck.execute(_RECORDS, [now]).fetchall()
@@ -224,7 +247,7 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
         values,
     )
     duck.execute(
-        "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, ? - 1 + row_number() "
+        "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, ? - 1 + dense_rank() "
         "OVER (ORDER BY k.type, k.value) AS identity_id FROM row_keys k "
         "WHERE k.idx IN (SELECT idx FROM born)",
         [identity_ids[0]],
@@ -240,7 +263,8 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
         pairs,
     )
     warnings = _scalar(duck, "SELECT coalesce(sum(warnings), 0) FROM born")
-    return _Written(members=len(fresh), warnings=warnings)
+    rows = _scalar(duck, "SELECT count(*) FROM born")
+    return _Written(rows=rows, members=len(fresh), warnings=warnings)
 
 
 _ROW_KEYS = "CREATE OR REPLACE TEMP TABLE row_keys AS " + " UNION ALL ".join(
@@ -261,23 +285,47 @@ _LOOSE_KEYS = " UNION ALL ".join(
     f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
     for kind in MEMBER_IDENTITIES
 )
-# Fresh: plain, its key neither repeated in the batch nor stored, and none of its values known
-# to the store or carried (in any spelling that could normalise to it) by another row.
-_DECIDE = f"""
+_PROPAGATE = """
+CREATE OR REPLACE TEMP TABLE next_labels AS
+WITH hubs AS (
+    SELECT k.type, k.value, min(l.lab) AS lab FROM loose_keys k JOIN labels l USING (idx)
+    GROUP BY k.type, k.value
+), reached AS (
+    SELECT k.idx, min(h.lab) AS lab FROM loose_keys k JOIN hubs h USING (type, value)
+    GROUP BY k.idx
+)
+SELECT l.idx, least(l.lab, coalesce(r.lab, l.lab)) AS lab
+FROM labels l LEFT JOIN reached r USING (idx)
+"""
+# Fresh: a row of a component whose rows are all plain, with keys neither repeated in the batch
+# nor stored, values none of which the store knows, and no value seen with more member_nos
+# than the limit (it would be polluted: the row path decides who joins then).
+_DECIDE = """
 CREATE OR REPLACE TEMP TABLE decided AS
 WITH repeated AS (
     SELECT record_key FROM prepared WHERE plain GROUP BY record_key HAVING count(*) > 1
-), shared AS (
-    SELECT type, value FROM ({_LOOSE_KEYS}) GROUP BY type, value HAVING count(DISTINCT idx) > 1
-), blocked AS (
-    SELECT k.idx FROM row_keys k JOIN known USING (type, value)
-    UNION SELECT k.idx FROM row_keys k JOIN shared USING (type, value)
+), known_rows AS (
+    SELECT DISTINCT k.idx FROM row_keys k JOIN known USING (type, value)
+), row_ok AS (
+    SELECT p.idx, l.lab,
+        coalesce(p.plain AND r.record_key IS NULL AND s.record_key IS NULL
+            AND p.idx NOT IN (SELECT idx FROM known_rows), false) AS ok
+    FROM prepared p JOIN labels l USING (idx)
+    LEFT JOIN repeated r USING (record_key)
+    LEFT JOIN stored_records s USING (record_key)
+), polluted AS (
+    SELECT DISTINCT l.lab FROM row_keys k JOIN labels l USING (idx) JOIN prepared p USING (idx)
+    WHERE k.type <> 'member_no' AND p.member_no IS NOT NULL
+    GROUP BY l.lab, k.type, k.value HAVING count(DISTINCT p.member_no) > {limit}
+), components AS (
+    SELECT lab, bool_and(ok) AND lab NOT IN (SELECT lab FROM polluted) AS ok
+    FROM row_ok GROUP BY lab
 )
-SELECT p.*,
-    coalesce(p.plain AND r.record_key IS NULL AND s.record_key IS NULL
-        AND p.idx NOT IN (SELECT idx FROM blocked), false) AS fresh,
+SELECT p.*, o.lab AS component, c.ok AS fresh,
     coalesce(p.plain AND r.record_key IS NULL AND s.row_hash = p.row_hash, false) AS duplicate
 FROM prepared p
+JOIN row_ok o USING (idx)
+JOIN components c USING (lab)
 LEFT JOIN repeated r USING (record_key)
 LEFT JOIN stored_records s USING (record_key)
 """
@@ -292,8 +340,8 @@ SELECT record_key, member_id, member_no, phone, unionid, openid, external_userid
 FROM born ORDER BY idx
 """
 _NEW_IDENTITIES = """
-SELECT k.type, k.value, b.member_id, 0, ?::VARCHAR FROM row_keys k JOIN born b USING (idx)
-ORDER BY k.type, k.value
+SELECT DISTINCT k.type, k.value, b.member_id, 0, ?::VARCHAR
+FROM row_keys k JOIN born b USING (idx) ORDER BY k.type, k.value
 """
 _OBSERVATION_COLUMNS = ("identity_id", "record_kind", "record_key", "observed_at")
 _OBSERVATIONS = """
@@ -301,7 +349,7 @@ SELECT i.identity_id, 'member', b.record_key, ?::VARCHAR FROM born_ids i JOIN bo
 ORDER BY i.identity_id
 """
 _PAIRS = """
-SELECT v.identity_id, n.identity_id FROM born_ids v
+SELECT DISTINCT v.identity_id, n.identity_id FROM born_ids v
 JOIN born_ids n ON n.idx = v.idx AND n.type = 'member_no'
 WHERE v.type <> 'member_no' ORDER BY 1, 2
 """

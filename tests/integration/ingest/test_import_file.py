@@ -141,6 +141,7 @@ def test_ndjson_and_parquet_give_the_same_result_as_csv(
     csv_members = identity_service.count_members(session_factory=siyu.session_factory)
     with siyu.session_factory() as session:
         session.execute(sa.text("DELETE FROM identity_observations"))
+        session.execute(sa.text("DELETE FROM identity_member_nos"))
         session.execute(sa.text("DELETE FROM identities"))
         session.execute(sa.text("DELETE FROM member_records"))
         session.execute(sa.text("DELETE FROM members"))

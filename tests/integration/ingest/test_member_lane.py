@@ -189,13 +189,37 @@ def test_reimporting_the_file_counts_every_row_a_duplicate(twins: Twins) -> None
     twins.assert_same_stores()
 
 
-def test_two_rows_sharing_a_phone_in_any_spelling_go_to_the_row_path(twins: Twins) -> None:
-    pos = {"member_no": "M010", "phone": "13800138000"}
-    mini = {"member_no": "M011", "phone": "+86 138-0013-8000", "unionid": "oU-11"}
+def test_new_rows_sharing_a_phone_in_any_spelling_become_one_member_in_the_lane(
+    twins: Twins,
+) -> None:
+    pos = {"member_no": "M010", "phone": "13800138000", "registered_at": "2025-03-01T10:00:00"}
+    mini = {"member_no": "M011", "phone": "+86 138-0013-8000", "unionid": "oU-11", "name": "Xu",
+            "registered_at": "2024-12-01T10:00:00"}  # fmt: skip
 
     outcome = twins.members([pos, LI, mini])
 
-    assert (outcome.members_created, twins.work.stored, twins.work.slow) == (2, 1, 2)
+    assert (outcome.members_created, twins.work.stored, twins.work.slow) == (2, 3, 0)
+    twins.assert_same_stores()
+
+
+def test_new_rows_sharing_a_value_with_a_messy_row_all_go_to_the_row_path(twins: Twins) -> None:
+    pos = {"member_no": "M010", "phone": "13800138000"}
+    mini = {"member_no": "M011", "phone": "13800138000", "unionid": "oU-11", "name": "Xu "}
+
+    outcome = twins.members([pos, LI, mini, {"member_no": "M012", "unionid": "oU-11"}])
+
+    assert (outcome.members_created, twins.work.stored, twins.work.slow) == (2, 1, 3)
+    twins.assert_same_stores()
+
+
+def test_new_rows_sharing_a_phone_past_the_pollution_limit_go_to_the_row_path(
+    twins: Twins,
+) -> None:
+    rows = [{"member_no": f"M02{n}", "phone": "13000000000"} for n in range(4)]
+
+    outcome = twins.members([*rows, LI], limit=3)
+
+    assert (outcome.members_created, twins.work.stored, twins.work.slow) == (5, 1, 4)
     twins.assert_same_stores()
 
 
@@ -239,10 +263,12 @@ def test_messy_and_rejected_rows_take_the_row_path_and_keep_their_reasons(twins:
     twins.assert_same_stores()
 
 
-def test_a_limit_of_zero_leaves_every_row_to_the_row_path(twins: Twins) -> None:
-    twins.members([WANG, LI], limit=0)
+def test_a_limit_of_zero_leaves_rows_with_a_member_no_and_another_value_to_the_row_path(
+    twins: Twins,
+) -> None:
+    twins.members([WANG, LI, {"phone": "13700137000", "name": "Guest"}], limit=0)
 
-    assert (twins.work.stored, twins.work.slow) == (0, 2)
+    assert (twins.work.stored, twins.work.slow) == (1, 2)
     twins.assert_same_stores()
 
 
