@@ -45,9 +45,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from siyu.identity.models import IdentityMemberNo
+from siyu.identity.models import Identity, IdentityMemberNo, Member
 from siyu.identity.oneid import table_of
-from siyu.ingest.bulk import insert_sql
+from siyu.ingest.bulk import insert_sql, insert_tuples_returning_ids
 from siyu.ingest.readers import SourceRow, csv_row, detect_format, scan_text
 from siyu.ingest.validation import ORDER_FIELDS
 from siyu.ingest.writer import BatchResult, Rejection
@@ -370,6 +370,45 @@ PHONE_DIGITS = r"""CASE
             WHEN starts_with(phone_bare, '86') AND length(phone_bare) = 13 THEN phone_bare[3:]
             ELSE phone_bare
         END AS phone_digits"""
+
+
+def loose(column: str) -> str:
+    """What a value could normalise to on the row path (Python's strip()), in SQL: two rows
+    whose values could meet there have equal loose values."""
+    return f"nullif(regexp_replace({column}, '^{_SPACE}+|{_SPACE}+$', '', 'g'), '')"
+
+
+# A phone's loose value: the last 11 of its digits (what `normalize_phone` keeps, if valid).
+LOOSE_PHONE = r"right(regexp_replace(phone, '[^\pN]', '', 'g'), 11)"
+
+
+def components(duck: duckdb.DuckDBPyConnection, rows: str = "prepared") -> None:
+    """`labels`: every row of `rows` (an `idx` column) with the lowest index of its component,
+    rows being joined by any (type, value) of `loose_keys` they share; min-label propagation."""
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE labels AS SELECT idx, idx AS lab FROM {rows}")
+    while True:
+        duck.execute(_PROPAGATE)
+        changed = _scalar(
+            duck,
+            "SELECT count(*) FROM next_labels n JOIN labels l USING (idx) WHERE n.lab <> l.lab",
+        )
+        duck.execute("DROP TABLE labels; ALTER TABLE next_labels RENAME TO labels")
+        if changed == 0:
+            return
+
+
+_PROPAGATE = """
+CREATE OR REPLACE TEMP TABLE next_labels AS
+WITH hubs AS (
+    SELECT k.type, k.value, min(l.lab) AS lab FROM loose_keys k JOIN labels l USING (idx)
+    GROUP BY k.type, k.value
+), reached AS (
+    SELECT k.idx, min(h.lab) AS lab FROM loose_keys k JOIN hubs h USING (type, value)
+    GROUP BY k.idx
+)
+SELECT l.idx, least(l.lab, coalesce(r.lab, l.lab)) AS lab
+FROM labels l LEFT JOIN reached r USING (idx)
+"""
 _PAID_AT = instant_sql("paid_at")
 # Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
 _PREPARE = rf"""
@@ -427,13 +466,21 @@ SELECT idx, plain, order_id, line_number AS line_no, line_key, member_no,
         'status' || chr(30) || status_value,
         'store_code' || chr(30) || coalesce(store_code, 'None'),
         'unionid' || chr(30) || coalesce(unionid, 'None')
-    )) AS row_hash
+    )) AS row_hash,
+    {loose("order_id")} AS loose_order_id, {loose("member_no")} AS loose_member_no,
+    {LOOSE_PHONE} AS loose_phone, {loose("unionid")} AS loose_unionid
 FROM valued
 """
 
 
 def store_batch(
-    session: Session, lane: OrderLane, start: int, stop: int, *, now: datetime
+    session: Session,
+    lane: OrderLane,
+    start: int,
+    stop: int,
+    *,
+    now: datetime,
+    max_member_nos: int = 20,
 ) -> ColumnarBatch:
     """Store the settled orders of lines [start, stop), prepared and taken before (see
     `OrderLane.prepare`); return the rest for the slow lane.
@@ -489,8 +536,73 @@ def store_batch(
     result.warnings = _scalar(
         duck, "SELECT coalesce(sum(warnings), 0) FROM fast WHERE stored_hash IS NULL"
     )
-    slow = lane.source_rows("p.idx NOT IN (SELECT idx FROM fast)")
+    _store_new_people(connection, duck, lane.now_text, max_member_nos, result)
+    slow = lane.source_rows(
+        "p.idx NOT IN (SELECT idx FROM fast) AND p.idx NOT IN (SELECT idx FROM fresh)"
+    )
     return ColumnarBatch(rows=stop - start, result=result, slow=slow)
+
+
+def _store_new_people(
+    connection: sa.Connection,
+    duck: duckdb.DuckDBPyConnection,
+    now: str,
+    max_member_nos: int,
+    result: BatchResult,
+) -> None:
+    """Orders of people the store has never seen (no member row: a guest at the till) become
+    new members here rather than on the row path: each *fresh* component of lines — lines
+    joined by an order or a value in any spelling, all plain, unrepeated, unstored, none of
+    their values known, none past the pollution limit — is one new member, seeded as
+    `oneid._earliest_seed` seeds it (the line paid first, then the first line)."""
+    # The settled lines stay out of the graph: every value they share is known, so a line next
+    # to one of them could not be fresh anyway, nor anything connected to that line.
+    duck.execute(
+        "CREATE OR REPLACE TEMP TABLE unsettled AS SELECT idx FROM prepared "
+        "WHERE idx NOT IN (SELECT idx FROM fast)"
+    )
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE loose_keys AS SELECT * FROM ({_LOOSE_KEYS}) "
+        "WHERE idx IN (SELECT idx FROM unsettled)"
+    )
+    components(duck, "unsettled")
+    duck.execute(_FRESH.format(limit=int(max_member_nos)))
+    seeds = duck.execute(_SEEDS, [now, now]).fetchall()
+    if not seeds:
+        return
+    member_ids = insert_tuples_returning_ids(
+        connection,
+        table_of(Member),
+        ("name", "gender", "birthday", "registered_at", "store_code", "channel",
+         "created_at", "updated_at"),
+        seeds,
+    )  # fmt: skip
+    duck.execute(
+        "CREATE OR REPLACE TEMP TABLE fresh_members AS SELECT component, ? - 1 + dense_rank() "
+        "OVER (ORDER BY component) AS member_id FROM (SELECT DISTINCT component FROM fresh)",
+        [member_ids[0]],
+    )
+    values = duck.execute(_FRESH_IDENTITIES, [now]).fetchall()
+    identity_ids = insert_tuples_returning_ids(
+        connection,
+        table_of(Identity),
+        ("type", "value", "member_id", "polluted", "first_seen_at"),
+        values,
+    )
+    duck.execute(
+        "CREATE OR REPLACE TEMP TABLE fresh_ids AS SELECT type, value, ? - 1 + row_number() "
+        "OVER (ORDER BY type, value) AS identity_id FROM (SELECT DISTINCT k.type, k.value "
+        "FROM line_keys k JOIN fresh USING (idx))",
+        [identity_ids[0]],
+    )
+    lines = duck.execute(_FRESH_LINES, [now]).fetchall()
+    _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
+    _insert(connection, _PAIR_INSERT, duck.execute(_FRESH_PAIRS).fetchall())
+    result.accepted += len(lines)
+    result.members_created += len(seeds)
+    result.warnings += _scalar(
+        duck, "SELECT coalesce(sum(p.warnings), 0) FROM fresh JOIN prepared p USING (idx)"
+    )
 
 
 def drop_scratch(session: Session) -> None:
@@ -589,6 +701,7 @@ _LINE_IDS = """
 CREATE OR REPLACE TEMP TABLE line_ids AS
 SELECT k.idx,
     bool_and(i.id IS NOT NULL) AS all_known,
+    bool_or(i.id IS NOT NULL) AS any_known,
     count(DISTINCT i.member_id) FILTER (WHERE NOT i.polluted) AS owners,
     min(i.member_id) FILTER (WHERE NOT i.polluted) AS member_id,
     max(i.id) FILTER (WHERE k.type = 'member_no') AS member_no_identity_id,
@@ -670,4 +783,62 @@ WHERE n.member_no_identity_id IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM pairs p
     WHERE p.identity_id = n.identity_id AND p.member_no_identity_id = n.member_no_identity_id)
 ORDER BY 1, 2
+"""
+_LOOSE_KEYS = " UNION ALL ".join(
+    f"SELECT idx, '{kind}' AS type, loose_{kind} AS value FROM prepared "
+    f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
+    for kind in ("order_id", "member_no", "phone", "unionid")
+)
+# Lines of components the lane can create a new member for (see `_store_new_people`).
+_FRESH = """
+CREATE OR REPLACE TEMP TABLE fresh AS
+WITH line_ok AS (
+    SELECT l.idx, c.lab,
+        coalesce(l.plain AND NOT l.repeated AND l.stored_hash IS NULL
+            AND l.order_id NOT IN (SELECT order_id FROM stored_lines)
+            AND NOT o.any_known AND l.idx NOT IN (SELECT idx FROM fast), false) AS ok
+    FROM lines l JOIN labels c USING (idx) LEFT JOIN line_ids o USING (idx)
+), polluted AS (
+    SELECT DISTINCT c.lab FROM line_keys k JOIN labels c USING (idx) JOIN prepared p USING (idx)
+    WHERE k.type <> 'member_no' AND p.member_no IS NOT NULL
+    GROUP BY c.lab, k.type, k.value HAVING count(DISTINCT p.member_no) > {limit}
+), fresh_components AS (
+    SELECT lab FROM line_ok GROUP BY lab
+    HAVING bool_and(ok) AND lab NOT IN (SELECT lab FROM polluted)
+)
+SELECT idx, lab AS component FROM line_ok WHERE lab IN (SELECT lab FROM fresh_components)
+"""
+_SEEDS = """
+SELECT NULL, 'U', NULL, paid_at_utc, store_code, channel, ?::VARCHAR, ?::VARCHAR FROM (
+    SELECT f.component, p.paid_at_utc, p.store_code, p.channel,
+        row_number() OVER (PARTITION BY f.component ORDER BY p.paid_at_utc, p.idx) AS nth
+    FROM fresh f JOIN prepared p USING (idx))
+WHERE nth = 1 ORDER BY component
+"""
+_FRESH_IDENTITIES = """
+SELECT DISTINCT k.type, k.value, m.member_id, 0, ?::VARCHAR
+FROM line_keys k JOIN fresh f USING (idx) JOIN fresh_members m USING (component)
+ORDER BY k.type, k.value
+"""
+_FRESH_LINES = """
+WITH evidence AS (
+    SELECT k.idx,
+        max(i.identity_id) FILTER (WHERE k.type = 'member_no') AS member_no_identity_id,
+        max(i.identity_id) FILTER (WHERE k.type = 'phone') AS phone_identity_id,
+        max(i.identity_id) FILTER (WHERE k.type = 'unionid') AS unionid_identity_id
+    FROM line_keys k JOIN fresh USING (idx) JOIN fresh_ids i USING (type, value)
+    GROUP BY k.idx
+)
+SELECT p.order_id, p.line_no, m.member_id, p.member_no, p.phone, p.unionid, p.store_code,
+    p.channel, p.paid_at_utc, p.amount_value, p.status, p.category, p.sku, p.row_hash,
+    ?::VARCHAR, e.member_no_identity_id, e.phone_identity_id, e.unionid_identity_id
+FROM fresh f JOIN prepared p USING (idx) JOIN fresh_members m USING (component)
+JOIN evidence e USING (idx) ORDER BY idx
+"""
+_FRESH_PAIRS = """
+SELECT DISTINCT v.identity_id, n.identity_id FROM line_keys k
+JOIN fresh USING (idx) JOIN fresh_ids v USING (type, value)
+JOIN line_keys kn ON kn.idx = k.idx AND kn.type = 'member_no'
+JOIN fresh_ids n ON n.type = 'member_no' AND n.value = kn.value
+WHERE k.type <> 'member_no' ORDER BY 1, 2
 """

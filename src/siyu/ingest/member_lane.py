@@ -49,14 +49,16 @@ from siyu.ingest.columnar import (
     _EDGE_SPACE,
     _PHONE_BARE,
     _PHONE_CHARS,
-    _SPACE,
+    LOOSE_PHONE,
     PHONE_DIGITS,
     ColumnarBatch,
     FileLane,
     _fetch_into,
     _insert,
     _scalar,
+    components,
     instant_sql,
+    loose,
 )
 from siyu.ingest.validation import MEMBER_FIELDS, MEMBER_IDENTITIES
 from siyu.ingest.writer import BatchResult
@@ -76,11 +78,6 @@ class MemberLane(FileLane):
 
     def prepare_sql(self) -> str:
         return _PREPARE
-
-
-def _loose(column: str) -> str:
-    """What a value could normalise to on the row path: Python's strip(), in SQL."""
-    return f"nullif(regexp_replace({column}, '^{_SPACE}+|{_SPACE}+$', '', 'g'), '')"
 
 
 _REGISTERED = instant_sql("registered_at")
@@ -138,9 +135,9 @@ SELECT idx, plain, record_key, member_no, phone_number AS phone, unionid, openid
         'store_code' || chr(30) || coalesce(store_code, 'None'),
         'unionid' || chr(30) || coalesce(unionid, 'None')
     )) AS row_hash,
-    {_loose("member_no")} AS loose_member_no,
-    right(regexp_replace(phone, '[^\pN]', '', 'g'), 11) AS loose_phone,
-    {", ".join(f"{_loose(k)} AS loose_{k}" for k in _OTHER_IDENTITIES[1:])}
+    {loose("member_no")} AS loose_member_no,
+    {LOOSE_PHONE} AS loose_phone,
+    {", ".join(f"{loose(k)} AS loose_{k}" for k in _OTHER_IDENTITIES[1:])}
 FROM valued
 """
 
@@ -184,7 +181,8 @@ def store_batch(
         ("record_key",),
         pa.schema([("record_key", pa.string()), ("row_hash", pa.string())]),
     )
-    _components(duck)
+    duck.execute(f"CREATE OR REPLACE TEMP TABLE loose_keys AS {_LOOSE_KEYS}")
+    components(duck)
     duck.execute(_DECIDE.format(limit=int(max_member_nos)))
     result = BatchResult()
     result.duplicates = _scalar(duck, "SELECT count(*) FROM decided WHERE duplicate")
@@ -194,22 +192,6 @@ def store_batch(
     result.warnings = written.warnings
     slow = lane.source_rows("p.idx IN (SELECT idx FROM decided WHERE NOT fresh AND NOT duplicate)")
     return ColumnarBatch(rows=stop - start, result=result, slow=slow)
-
-
-def _components(duck: duckdb.DuckDBPyConnection) -> None:
-    """`labels`: every row of the batch with the lowest row index of its component, rows being
-    joined by any value they share in any spelling (`loose_*`); min-label propagation."""
-    duck.execute(f"CREATE OR REPLACE TEMP TABLE loose_keys AS {_LOOSE_KEYS}")
-    duck.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT idx, idx AS lab FROM prepared")
-    while True:
-        duck.execute(_PROPAGATE)
-        changed = _scalar(
-            duck,
-            "SELECT count(*) FROM next_labels n JOIN labels l USING (idx) WHERE n.lab <> l.lab",
-        )
-        duck.execute("DROP TABLE labels; ALTER TABLE next_labels RENAME TO labels")
-        if changed == 0:
-            return
 
 
 def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now: str) -> _Written:
@@ -285,18 +267,6 @@ _LOOSE_KEYS = " UNION ALL ".join(
     f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
     for kind in MEMBER_IDENTITIES
 )
-_PROPAGATE = """
-CREATE OR REPLACE TEMP TABLE next_labels AS
-WITH hubs AS (
-    SELECT k.type, k.value, min(l.lab) AS lab FROM loose_keys k JOIN labels l USING (idx)
-    GROUP BY k.type, k.value
-), reached AS (
-    SELECT k.idx, min(h.lab) AS lab FROM loose_keys k JOIN hubs h USING (type, value)
-    GROUP BY k.idx
-)
-SELECT l.idx, least(l.lab, coalesce(r.lab, l.lab)) AS lab
-FROM labels l LEFT JOIN reached r USING (idx)
-"""
 # Fresh: a row of a component whose rows are all plain, with keys neither repeated in the batch
 # nor stored, values none of which the store knows, and no value seen with more member_nos
 # than the limit (it would be polluted: the row path decides who joins then).

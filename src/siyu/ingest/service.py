@@ -185,7 +185,9 @@ def _columnar_batches(
                 )
             else:
                 assert isinstance(lane, columnar_lane.OrderLane)
-                stored = columnar_lane.store_batch(session, lane, start, stop, now=now)
+                stored = columnar_lane.store_batch(
+                    session, lane, start, stop, now=now, max_member_nos=max_member_nos
+                )
             yield stored.rows, stored.slow, stored.result
 
 

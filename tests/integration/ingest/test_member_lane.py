@@ -23,7 +23,7 @@ from siyu.clock import FixedClock
 from siyu.generate import GenerateRequest, generate
 from siyu.ingest import member_lane, service
 from tests.integration.ingest.files import write_rows
-from tests.integration.ingest.test_columnar_lane import Outcome, Rows, _siyu
+from tests.integration.ingest.test_columnar_lane import Outcome, Rows, _dump, _siyu
 
 WANG = {
     "member_no": "M001",
@@ -72,67 +72,9 @@ class Twins:
         return outcomes["lane"]
 
     def assert_same_stores(self) -> None:
-        lane, rows = (_canonical(siyu) for siyu in self.sides.values())
+        lane, rows = (_dump(siyu) for siyu in self.sides.values())
         for table in rows:
             assert lane[table] == rows[table], f"{table} differs"
-
-
-def _canonical(siyu: Siyu) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row a member import writes, with member and identity ids replaced by names."""
-    with siyu.session_factory() as session:
-        run = session.connection().exec_driver_sql
-        keys: dict[int, list[str]] = {}
-        for member_id, key in run("SELECT member_id, record_key FROM member_records"):
-            keys.setdefault(member_id, []).append(key)
-        name = {m: "+".join(sorted(k)) for m, k in keys.items()}
-        merged = run("SELECT merged_id, survivor_id, via_type, via_value FROM member_merges")
-        for merged_id, survivor, via_type, via_value in merged:
-            name.setdefault(merged_id, f"merged into {survivor} via {via_type}:{via_value}")
-        value = {i: (t, v) for i, t, v in run("SELECT id, type, value FROM identities")}
-        tables = {
-            "members": [
-                (name[row[0]], name.get(row[1]), *row[2:])
-                for row in run(
-                    "SELECT id, merged_into_id, name, gender, birthday, registered_at, "
-                    "store_code, channel, erased_at, created_at, updated_at FROM members"
-                )
-            ],
-            "member_records": [
-                (name[row[0]], *row[1:])
-                for row in run(
-                    "SELECT member_id, record_key, member_no, phone, unionid, openid, "
-                    "external_userid, name, gender, birthday, registered_at, store_code, "
-                    "channel, row_hash, updated_at FROM member_records"
-                )
-            ],
-            "identities": [
-                (*value[row[0]], name[row[1]], *row[2:])
-                for row in run(
-                    "SELECT id, member_id, polluted, first_seen_at, released_at FROM identities"
-                )
-            ],
-            "observations": [
-                (*value[i], kind, key, at)
-                for i, kind, key, at in run(
-                    "SELECT identity_id, record_kind, record_key, observed_at "
-                    "FROM identity_observations"
-                )
-            ],
-            "pairs": [
-                (*value[i], value[n])
-                for i, n in run(
-                    "SELECT identity_id, member_no_identity_id FROM identity_member_nos"
-                )
-            ],
-            "merges": [
-                (name[s], name[m], *rest)
-                for s, m, *rest in run(
-                    "SELECT survivor_id, merged_id, via_type, via_value, reason, merged_at "
-                    "FROM member_merges"
-                )
-            ],
-        }
-    return {table: sorted(rows, key=repr) for table, rows in tables.items()}
 
 
 @pytest.fixture

@@ -211,6 +211,11 @@ def test_every_plain_line_is_what_validate_order_makes_of_it(
     assert len(prepared) == len(written)
     for source, line in zip(written, prepared, strict=True):
         valid = _validated(source)
+        if valid is not None:
+            # Whatever the row path reads as a value or an order, the loose spelling names it.
+            for kind, value in valid.record.identities:
+                assert line[f"loose_{kind}"] == value, (kind, source)
+            assert line["loose_order_id"] == valid.record.order_id, source
         if not line["plain"]:
             event("slow line")
             continue
