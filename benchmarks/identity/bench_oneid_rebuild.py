@@ -53,6 +53,15 @@ linear in rows (~1 µs per row on SQLite, 9.3M observation rows at 1M members). 
 needs the rebuild's input kept where it is computed (order-line evidence as integer identity
 ids in the line's own columns, an integer edge table maintained by the import) instead of
 re-reading ~180M string-keyed rows from the store.
+
+Measured 2026-11-24 15:07 UTC (same machine, nothing else running), after order lines got
+their evidence in their own columns (migration core_0004): the store `bench_import.py
+--members 1000000` built (5,799,188 records; observations 9.3M → 2.58M, as only member rows
+keep them; 1.58M (value, member_no) pairs), `siyu identity rebuild` from the CLI: 26.7 and
+28.4 s, peak RSS 2.4 GiB; profile: copy out of SQLite 12.5 s, components 6.4 s. Projected to
+10M: ~4.5 min. NOT MET: the order lines themselves (50M at 10M members) are still read out of
+the store one by one; ≤ 60 s needs the rebuild's input read where it is columnar already (the
+warehouse's order lines, with the evidence ids synced) or kept as an integer edge table.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ ru_maxrss. Wall-clock and CPU seconds are both printed: on a shared machine the 
 rates are the steadier comparison. The warehouse sync after an import is not timed (it is
 `siyu import`'s next step).
 
-Orders take the columnar lane (ADR 0006, `ingest.columnar`): each 200k-line batch is
-validated, hashed and resolved in DuckDB; the orders OneID has to decide (new members, bridges,
-new identity values, messy fields) go through the row-by-row path in the same transaction.
-Members and events are still row by row.
+Orders and members take the columnar lanes (ADR 0006, `ingest.columnar`,
+`ingest.member_lane`): each 200k-row batch is validated, hashed and resolved in DuckDB, new
+people included; what OneID has to decide (bridges between known members, pollution, changed
+rows, messy fields) goes through the row-by-row path in the same transaction. Events are
+still row by row.
 
 Measured 2026-11-24 08:44 UTC, fresh 2-core / 23 GB machine, nothing else running (load
 average 1.1), `--members 1000000 --baseline-rows 20000`:
@@ -62,6 +63,21 @@ an order line with its indexes and ~6 µs for its two observations (measured wit
 tuples and no siyu code; DuckDB's SQLite writer is no faster). ADR 0006 describes the change
 that would get there (order-line evidence kept in the line's own columns, not in observation
 rows). Members need a lane of their own (2.2× the naive ORM today).
+
+Measured 2026-11-24 15:05 UTC, same machine, nothing else running, after order lines got
+their evidence in columns (no observation rows), members their lane, both lanes the new
+people, and imports stopped checking foreign keys (ADR 0006):
+
+    siyu import members           999,715    48.4   20,642    55.2     18,099        1,945
+    siyu import orders           4,799,473    78.5   61,111   100.2     47,902        1,945
+    naive ORM row by row members   19,991     7.6    2,635     7.6      2,647          377
+    naive ORM row by row orders    19,992     8.0    2,501     7.9      2,517          377
+    siyu sync after members         957,684     5.2  184,143     6.0    159,403        1,945
+    siyu sync after orders       4,799,473    39.3  122,039    44.3    108,338        1,945
+    ratio members: 7.8×; orders: 24.4×; members + orders: 18.1× (127 s vs 2,298 s)
+
+STILL NOT MET: 61k of the ≥ 100k order lines/s, 18.1× of the ≥ 20× for the whole brand. ADR
+0006 ("Why 100k lines/s is still out of reach") has where the time goes now.
 """
 
 from __future__ import annotations
