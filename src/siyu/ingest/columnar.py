@@ -409,6 +409,11 @@ WITH hubs AS (
 SELECT l.idx, least(l.lab, coalesce(r.lab, l.lab)) AS lab
 FROM labels l LEFT JOIN reached r USING (idx)
 """
+# The mobile number a phone normalises to (or NULL), and whether it was a phone at all.
+PHONE_CHECKS = r"""CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{9}$') THEN phone_digits END
+            AS phone_number,
+        trim(coalesce(phone, '')) <> ''
+            AND NOT regexp_matches(phone_digits, '^1[3-9]\d{9}$') AS phone_warning"""
 _PAID_AT = instant_sql("paid_at")
 # Canonical values of lines [?, ?): `plain` says the SQL below reproduces validate_order.
 _PREPARE = rf"""
@@ -423,10 +428,7 @@ WITH raw AS (
     FROM raw r {_PAID_AT.join}
 ), checked AS (
     SELECT n.*,
-        CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') THEN phone_digits END
-            AS phone_number,
-        trim(coalesce(phone, '')) <> ''
-            AND NOT regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') AS phone_warning,
+        {PHONE_CHECKS},
         order_id IS NOT NULL
         AND NOT regexp_matches(
             concat_ws(chr(1), {", ".join(_TEXT_FIELDS)}), '{_EDGE_SPACE}'
@@ -570,30 +572,20 @@ def _store_new_people(
     seeds = duck.execute(_SEEDS, [now, now]).fetchall()
     if not seeds:
         return
-    member_ids = insert_tuples_returning_ids(
-        connection,
-        table_of(Member),
-        ("name", "gender", "birthday", "registered_at", "store_code", "channel",
-         "created_at", "updated_at"),
-        seeds,
-    )  # fmt: skip
+    first_member = insert_new_members(connection, seeds)
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE fresh_members AS SELECT component, ? - 1 + dense_rank() "
         "OVER (ORDER BY component) AS member_id FROM (SELECT DISTINCT component FROM fresh)",
-        [member_ids[0]],
+        [first_member],
     )
-    values = duck.execute(_FRESH_IDENTITIES, [now]).fetchall()
-    identity_ids = insert_tuples_returning_ids(
-        connection,
-        table_of(Identity),
-        ("type", "value", "member_id", "polluted", "first_seen_at"),
-        values,
+    first_identity = insert_new_identities(
+        connection, duck.execute(_FRESH_IDENTITIES, [now]).fetchall()
     )
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE fresh_ids AS SELECT type, value, ? - 1 + row_number() "
         "OVER (ORDER BY type, value) AS identity_id FROM (SELECT DISTINCT k.type, k.value "
         "FROM line_keys k JOIN fresh USING (idx))",
-        [identity_ids[0]],
+        [first_identity],
     )
     lines = duck.execute(_FRESH_LINES, [now]).fetchall()
     _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
@@ -603,6 +595,20 @@ def _store_new_people(
     result.warnings += _scalar(
         duck, "SELECT coalesce(sum(p.warnings), 0) FROM fresh JOIN prepared p USING (idx)"
     )
+
+
+def insert_new_members(connection: sa.Connection, seeds: list[tuple[Any, ...]]) -> int:
+    """New members (name, gender, birthday, registered_at, store_code, channel, created_at,
+    updated_at, in storage form); the first id (the rest follow in row order)."""
+    columns = ("name", "gender", "birthday", "registered_at", "store_code", "channel",
+               "created_at", "updated_at")  # fmt: skip
+    return insert_tuples_returning_ids(connection, table_of(Member), columns, seeds)[0]
+
+
+def insert_new_identities(connection: sa.Connection, values: list[tuple[Any, ...]]) -> int:
+    """New identity values (type, value, member_id, polluted, first_seen_at); the first id."""
+    columns = ("type", "value", "member_id", "polluted", "first_seen_at")
+    return insert_tuples_returning_ids(connection, table_of(Identity), columns, values)[0]
 
 
 def drop_scratch(session: Session) -> None:

@@ -37,19 +37,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from siyu.identity.models import (
-    Identity,
     IdentityMemberNo,
     IdentityObservation,
-    Member,
     MemberRecord,
 )
 from siyu.identity.oneid import table_of
-from siyu.ingest.bulk import insert_sql, insert_tuples_returning_ids
+from siyu.ingest.bulk import insert_sql
 from siyu.ingest.columnar import (
     _EDGE_SPACE,
     _PHONE_BARE,
     _PHONE_CHARS,
     LOOSE_PHONE,
+    PHONE_CHECKS,
     PHONE_DIGITS,
     ColumnarBatch,
     FileLane,
@@ -57,6 +56,8 @@ from siyu.ingest.columnar import (
     _insert,
     _scalar,
     components,
+    insert_new_identities,
+    insert_new_members,
     instant_sql,
     loose,
 )
@@ -94,10 +95,7 @@ WITH raw AS (
     FROM raw r {_REGISTERED.join}
 ), checked AS (
     SELECT n.*,
-        CASE WHEN regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') THEN phone_digits END
-            AS phone_number,
-        trim(coalesce(phone, '')) <> ''
-            AND NOT regexp_matches(phone_digits, '^1[3-9]\d{{9}}$') AS phone_warning,
+        {PHONE_CHECKS},
         NOT regexp_matches(
             concat_ws(chr(1), {", ".join(_TEXT_FIELDS)}), '{_EDGE_SPACE}'
         )
@@ -207,32 +205,22 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
     ).fetchall()
     if not fresh:
         return _Written()
-    member_ids = insert_tuples_returning_ids(
-        connection,
-        table_of(Member),
-        ("name", "gender", "birthday", "registered_at", "store_code", "channel",
-         "created_at", "updated_at"),
-        fresh,
-    )  # fmt: skip
+    first_member = insert_new_members(connection, fresh)
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE born AS SELECT d.*, ? - 1 + dense_rank() OVER "
         "(ORDER BY component) AS member_id FROM decided d WHERE fresh",
-        [member_ids[0]],
+        [first_member],
     )
     records = duck.execute(_RECORDS, [now]).fetchall()
     _insert(connection, insert_sql(table_of(MemberRecord), _RECORD_COLUMNS), records)
-    values = duck.execute(_NEW_IDENTITIES, [now]).fetchall()
-    identity_ids = insert_tuples_returning_ids(
-        connection,
-        table_of(Identity),
-        ("type", "value", "member_id", "polluted", "first_seen_at"),
-        values,
+    first_identity = insert_new_identities(
+        connection, duck.execute(_NEW_IDENTITIES, [now]).fetchall()
     )
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, ? - 1 + dense_rank() "
         "OVER (ORDER BY k.type, k.value) AS identity_id FROM row_keys k "
         "WHERE k.idx IN (SELECT idx FROM born)",
-        [identity_ids[0]],
+        [first_identity],
     )
     observations = duck.execute(_OBSERVATIONS, [now]).fetchall()
     _insert(

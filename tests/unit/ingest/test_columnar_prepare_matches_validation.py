@@ -139,9 +139,11 @@ def _phone(prefix: str, digits: str, style: str) -> str:
 
 
 @contextmanager
-def _csv_file(header: list[str], rows: list[dict[str, str]]) -> Iterator[Path]:
+def _csv_file(
+    header: list[str], rows: list[dict[str, str]], name: str = "orders.csv"
+) -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "orders.csv"
+        path = Path(folder) / name
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
             writer.writeheader()
@@ -149,10 +151,12 @@ def _csv_file(header: list[str], rows: list[dict[str, str]]) -> Iterator[Path]:
         yield path
 
 
-def _prepared(path: Path) -> list[dict[str, Any]] | None:
+def _prepared(
+    path: Path, lane_type: type[columnar.FileLane] = columnar.OrderLane
+) -> list[dict[str, Any]] | None:
     """The lane's `prepared` rows in file order, or None when the lane refuses the file."""
     try:
-        lane = columnar.OrderLane(path, tz=SHANGHAI, now=NOW)
+        lane = lane_type(path, tz=SHANGHAI, now=NOW)
     except columnar.LaneUnavailable:
         return None
     try:

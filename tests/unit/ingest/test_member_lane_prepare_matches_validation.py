@@ -6,17 +6,14 @@ find rows that may share a value cover every value the row path would read."""
 
 from __future__ import annotations
 
-import csv
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from siyu.ingest import columnar, member_lane
+from siyu.ingest import member_lane
 from siyu.ingest.validation import (
     MEMBER_FIELDS,
     MEMBER_IDENTITIES,
@@ -24,10 +21,10 @@ from siyu.ingest.validation import (
     ValidRow,
     validate_member,
 )
+from tests.unit.ingest import test_columnar_prepare_matches_validation as orders_test
 from tests.unit.ingest.test_columnar_prepare_matches_validation import (
     DATES,
     EXAMPLES,
-    NOW,
     SHANGHAI,
     _padded,
     _utc_text,
@@ -85,30 +82,12 @@ headers = st.sets(st.sampled_from(MEMBER_FIELDS), max_size=3).map(
 )
 
 
-@contextmanager
-def _csv_file(header: list[str], rows: list[dict[str, str]]) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "members.csv"
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-        yield path
+def _csv_file(header: list[str], rows: list[dict[str, str]]) -> AbstractContextManager[Path]:
+    return orders_test._csv_file(header, rows, "members.csv")
 
 
 def _prepared(path: Path) -> list[dict[str, Any]] | None:
-    try:
-        lane = member_lane.MemberLane(path, tz=SHANGHAI, now=NOW)
-    except columnar.LaneUnavailable:
-        return None
-    try:
-        lane.prepare(0, lane.rows)
-        lane.take_prepared()
-        cursor = lane.duck.execute("SELECT * FROM prepared ORDER BY idx")
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        lane.close()
+    return orders_test._prepared(path, member_lane.MemberLane)
 
 
 def _validated(row: dict[str, str]) -> ValidRow | None:
