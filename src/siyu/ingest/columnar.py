@@ -397,6 +397,23 @@ def components(duck: duckdb.DuckDBPyConnection, rows: str = "prepared") -> None:
             return
 
 
+def loose_keys_sql(kinds: Sequence[str]) -> str:
+    """The batch's (idx, type, loose value) rows for these kinds: the edges of `components`."""
+    return " UNION ALL ".join(
+        f"SELECT idx, '{kind}' AS type, loose_{kind} AS value FROM prepared "
+        f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
+        for kind in kinds
+    )
+
+
+def polluted_components_sql(keys: str, limit: int) -> str:
+    """Components (`labels`) in which a value of `keys` (idx, type, value) is seen with more
+    member_nos than `limit`: the pollution guard, not the lane, decides who joins there."""
+    return f"""SELECT DISTINCT c.lab FROM {keys} k JOIN labels c USING (idx)
+    JOIN prepared p USING (idx) WHERE k.type <> 'member_no' AND p.member_no IS NOT NULL
+    GROUP BY c.lab, k.type, k.value HAVING count(DISTINCT p.member_no) > {int(limit)}"""
+
+
 _PROPAGATE = """
 CREATE OR REPLACE TEMP TABLE next_labels AS
 WITH hubs AS (
@@ -533,7 +550,7 @@ def store_batch(
         result.rejected.append(Rejection(line.line, line.row, reason))
     lines = duck.execute(_NEW_LINES, [lane.now_text]).fetchall()
     _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
-    _insert(connection, _PAIR_INSERT, duck.execute(_NEW_PAIRS).fetchall())
+    _insert(connection, PAIR_INSERT, duck.execute(_NEW_PAIRS).fetchall())
     result.accepted = len(lines)
     result.warnings = _scalar(
         duck, "SELECT coalesce(sum(warnings), 0) FROM fast WHERE stored_hash IS NULL"
@@ -568,7 +585,7 @@ def _store_new_people(
         "WHERE idx IN (SELECT idx FROM unsettled)"
     )
     components(duck, "unsettled")
-    duck.execute(_FRESH.format(limit=int(max_member_nos)))
+    duck.execute(_FRESH.format(polluted=polluted_components_sql("line_keys", max_member_nos)))
     seeds = duck.execute(_SEEDS, [now, now]).fetchall()
     if not seeds:
         return
@@ -589,7 +606,7 @@ def _store_new_people(
     )
     lines = duck.execute(_FRESH_LINES, [now]).fetchall()
     _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
-    _insert(connection, _PAIR_INSERT, duck.execute(_FRESH_PAIRS).fetchall())
+    _insert(connection, PAIR_INSERT, duck.execute(_FRESH_PAIRS).fetchall())
     result.accepted += len(lines)
     result.members_created += len(seeds)
     result.warnings += _scalar(
@@ -767,7 +784,7 @@ WITH stored_owner AS (
 )
 SELECT l.* FROM lines l JOIN orders USING (order_id);
 """
-_PAIR_INSERT = insert_sql(
+PAIR_INSERT = insert_sql(
     table_of(IdentityMemberNo), ("identity_id", "member_no_identity_id"), skip_conflicts=True
 )
 _NEW_LINES = """
@@ -790,11 +807,7 @@ WHERE n.member_no_identity_id IS NOT NULL AND NOT EXISTS (
     WHERE p.identity_id = n.identity_id AND p.member_no_identity_id = n.member_no_identity_id)
 ORDER BY 1, 2
 """
-_LOOSE_KEYS = " UNION ALL ".join(
-    f"SELECT idx, '{kind}' AS type, loose_{kind} AS value FROM prepared "
-    f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
-    for kind in ("order_id", "member_no", "phone", "unionid")
-)
+_LOOSE_KEYS = loose_keys_sql(("order_id", "member_no", "phone", "unionid"))
 # Lines of components the lane can create a new member for (see `_store_new_people`).
 _FRESH = """
 CREATE OR REPLACE TEMP TABLE fresh AS
@@ -805,9 +818,7 @@ WITH line_ok AS (
             AND NOT o.any_known AND l.idx NOT IN (SELECT idx FROM fast), false) AS ok
     FROM lines l JOIN labels c USING (idx) LEFT JOIN line_ids o USING (idx)
 ), polluted AS (
-    SELECT DISTINCT c.lab FROM line_keys k JOIN labels c USING (idx) JOIN prepared p USING (idx)
-    WHERE k.type <> 'member_no' AND p.member_no IS NOT NULL
-    GROUP BY c.lab, k.type, k.value HAVING count(DISTINCT p.member_no) > {limit}
+    {polluted}
 ), fresh_components AS (
     SELECT lab FROM line_ok GROUP BY lab
     HAVING bool_and(ok) AND lab NOT IN (SELECT lab FROM polluted)

@@ -37,7 +37,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from siyu.identity.models import (
-    IdentityMemberNo,
     IdentityObservation,
     MemberRecord,
 )
@@ -48,6 +47,7 @@ from siyu.ingest.columnar import (
     _PHONE_BARE,
     _PHONE_CHARS,
     LOOSE_PHONE,
+    PAIR_INSERT,
     PHONE_CHECKS,
     PHONE_DIGITS,
     ColumnarBatch,
@@ -60,6 +60,8 @@ from siyu.ingest.columnar import (
     insert_new_members,
     instant_sql,
     loose,
+    loose_keys_sql,
+    polluted_components_sql,
 )
 from siyu.ingest.validation import MEMBER_FIELDS, MEMBER_IDENTITIES
 from siyu.ingest.writer import BatchResult
@@ -181,7 +183,7 @@ def store_batch(
     )
     duck.execute(f"CREATE OR REPLACE TEMP TABLE loose_keys AS {_LOOSE_KEYS}")
     components(duck)
-    duck.execute(_DECIDE.format(limit=int(max_member_nos)))
+    duck.execute(_DECIDE.format(polluted=polluted_components_sql("row_keys", max_member_nos)))
     result = BatchResult()
     result.duplicates = _scalar(duck, "SELECT count(*) FROM decided WHERE duplicate")
     written = _write_fresh(connection, duck, lane.now_text)
@@ -226,12 +228,7 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
     _insert(
         connection, insert_sql(table_of(IdentityObservation), _OBSERVATION_COLUMNS), observations
     )
-    pairs = duck.execute(_PAIRS).fetchall()
-    _insert(
-        connection,
-        insert_sql(table_of(IdentityMemberNo), ("identity_id", "member_no_identity_id")),
-        pairs,
-    )
+    _insert(connection, PAIR_INSERT, duck.execute(_PAIRS).fetchall())
     warnings = _scalar(duck, "SELECT coalesce(sum(warnings), 0) FROM born")
     rows = _scalar(duck, "SELECT count(*) FROM born")
     return _Written(rows=rows, members=len(fresh), warnings=warnings)
@@ -250,11 +247,7 @@ _STORED_RECORDS = """
 SELECT r.record_key, r.row_hash FROM {scratch} k
 JOIN member_records r ON r.record_key = k.record_key
 """
-_LOOSE_KEYS = " UNION ALL ".join(
-    f"SELECT idx, '{kind}' AS type, loose_{kind} AS value FROM prepared "
-    f"WHERE loose_{kind} IS NOT NULL AND loose_{kind} <> ''"
-    for kind in MEMBER_IDENTITIES
-)
+_LOOSE_KEYS = loose_keys_sql(MEMBER_IDENTITIES)
 # Fresh: a row of a component whose rows are all plain, with keys neither repeated in the batch
 # nor stored, values none of which the store knows, and no value seen with more member_nos
 # than the limit (it would be polluted: the row path decides who joins then).
@@ -272,9 +265,7 @@ WITH repeated AS (
     LEFT JOIN repeated r USING (record_key)
     LEFT JOIN stored_records s USING (record_key)
 ), polluted AS (
-    SELECT DISTINCT l.lab FROM row_keys k JOIN labels l USING (idx) JOIN prepared p USING (idx)
-    WHERE k.type <> 'member_no' AND p.member_no IS NOT NULL
-    GROUP BY l.lab, k.type, k.value HAVING count(DISTINCT p.member_no) > {limit}
+    {polluted}
 ), components AS (
     SELECT lab, bool_and(ok) AND lab NOT IN (SELECT lab FROM polluted) AS ok
     FROM row_ok GROUP BY lab

@@ -179,12 +179,15 @@ def _erase_operational(session: Session, *, ids: list[int], values: set[str]) ->
             pairs.identity_id.in_(identity_ids) | pairs.member_no_identity_id.in_(identity_ids)
         )
     )
-    # Lines of other members may carry an erased value (a shared phone): forget it there too.
-    for column in ("member_no_identity_id", "phone_identity_id", "unionid_identity_id"):
-        lines = table_of(OrderLine).c
-        session.execute(
-            sa.update(OrderLine).where(lines[column].in_(identity_ids)).values({column: None})
-        )
+    # Lines of other members may carry an erased value (a shared phone): forget it there too,
+    # in one pass over the lines (they are not indexed by identity).
+    lines = table_of(OrderLine).c
+    columns = ("member_no_identity_id", "phone_identity_id", "unionid_identity_id")
+    session.execute(
+        sa.update(OrderLine)
+        .where(sa.or_(*(lines[c].in_(identity_ids) for c in columns)))
+        .values({c: sa.case((lines[c].in_(identity_ids), None), else_=lines[c]) for c in columns})
+    )
     session.execute(sa.delete(Identity).where(Identity.id.in_(identity_ids)))
     scrubbed = 0
     for table in _tables(session):
