@@ -14,7 +14,7 @@ missing key is NULL, never a column default, so callers pass complete rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,11 +65,13 @@ def insert_tuples_returning_ids(
     table: sa.Table,
     names: Sequence[str],
     rows: Sequence[tuple[Any, ...]],
+    *,
+    constants: Mapping[str, str | int] | None = None,
 ) -> list[int]:
     """`insert_returning_ids` for rows already in SQLite's storage form (the columnar lanes)."""
     if not rows:
         return []
-    connection.exec_driver_sql(insert_sql(table, names), list(rows))
+    connection.exec_driver_sql(insert_sql(table, names, constants=constants), list(rows))
     return _ids_just_inserted(connection, table, len(rows))
 
 
@@ -94,12 +96,29 @@ def _core_insert(table: sa.Table, dialect_name: str, skip_conflicts: bool) -> An
     raise NotImplementedError(f"skip_conflicts on {dialect_name}")  # pragma: no cover
 
 
-def insert_sql(table: sa.Table, names: Sequence[str], *, skip_conflicts: bool = False) -> str:
-    """A positional (qmark) INSERT of `names` into `table`, for rows already in storage form."""
-    columns = ", ".join(f'"{name}"' for name in names)
-    marks = ", ".join("?" for _ in names)
+def insert_sql(
+    table: sa.Table,
+    names: Sequence[str],
+    *,
+    skip_conflicts: bool = False,
+    constants: Mapping[str, str | int] | None = None,
+) -> str:
+    """A positional (qmark) INSERT of `names` into `table`, for rows already in storage form.
+
+    `constants` are columns with one value for every row (a batch's `now`), written into the
+    statement: a bulk lane then neither fetches nor binds them once per row, which is a tenth
+    of the cost of an order line."""
+    fixed = dict(constants or {})
+    columns = ", ".join(f'"{name}"' for name in (*names, *fixed))
+    marks = ", ".join(["?" for _ in names] + [_literal(value) for value in fixed.values()])
     suffix = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
     return f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks}){suffix}'
+
+
+def _literal(value: str | int) -> str:
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _tuples(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -74,7 +74,7 @@ _TEXT_FIELDS = (
 )  # fmt: skip
 _STORE_COLUMNS = (
     "order_id", "line_no", "member_id", "member_no", "phone", "unionid", "store_code",
-    "channel", "paid_at", "amount", "status", "category", "sku", "row_hash", "imported_at",
+    "channel", "paid_at", "amount", "status", "category", "sku", "row_hash",
     "member_no_identity_id", "phone_identity_id", "unionid_identity_id",
 )  # fmt: skip
 
@@ -512,32 +512,29 @@ def store_batch(
     _fetch_into(
         duck,
         "known",
-        _KNOWN,
         connection,
-        "SELECT DISTINCT type, value FROM line_keys",
-        ("type", "value"),
-        _known_schema(),
-        select="type, value, id, member_id, polluted <> 0 AS polluted",  # SQLite answers 0/1
+        probes="SELECT DISTINCT type, value FROM line_keys",
+        probe_columns=("type", "value"),
+        store_sql=_KNOWN,
+        found={"id": "BIGINT", "member_id": "BIGINT", "polluted": "BOOLEAN"},
     )
     _fetch_into(
         duck,
         "stored_lines",
-        _STORED_LINES,
         connection,
-        "SELECT DISTINCT order_id FROM prepared WHERE plain",
-        ("order_id",),
-        _stored_schema(),
+        probes="SELECT DISTINCT order_id FROM prepared WHERE plain",
+        probe_columns=("order_id",),
+        store_sql=_STORED_LINES,
+        found={"line_no": "BIGINT", "row_hash": "VARCHAR", "member_id": "BIGINT"},
     )
     duck.execute(_LINE_IDS)
     _fetch_into(
         duck,
         "pairs",
-        _PAIRS,
         connection,
-        _PAIR_PROBES,
-        ("identity_id", "member_no_identity_id"),
-        _pairs_schema(),
-        probe_type="INTEGER",
+        probes=_PAIR_PROBES,
+        probe_columns=("identity_id", "member_no_identity_id"),
+        store_sql=_PAIRS,
     )
     duck.execute(_DECIDE)
     result = BatchResult()
@@ -548,8 +545,8 @@ def store_batch(
         key = keys[line.line - lane.first_line]
         reason = f"order line {key} was already imported with different values"
         result.rejected.append(Rejection(line.line, line.row, reason))
-    lines = duck.execute(_NEW_LINES, [lane.now_text]).fetchall()
-    _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
+    lines = duck.execute(_NEW_LINES).fetchall()
+    _insert(connection, _line_insert(lane.now_text), lines)
     _insert(connection, PAIR_INSERT, duck.execute(_NEW_PAIRS).fetchall())
     result.accepted = len(lines)
     result.warnings = _scalar(
@@ -586,17 +583,17 @@ def _store_new_people(
     )
     components(duck, "unsettled")
     duck.execute(_FRESH.format(polluted=polluted_components_sql("line_keys", max_member_nos)))
-    seeds = duck.execute(_SEEDS, [now, now]).fetchall()
+    seeds = duck.execute(_SEEDS).fetchall()
     if not seeds:
         return
-    first_member = insert_new_members(connection, seeds)
+    first_member = insert_new_members(connection, seeds, now=now)
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE fresh_members AS SELECT component, ? - 1 + dense_rank() "
         "OVER (ORDER BY component) AS member_id FROM (SELECT DISTINCT component FROM fresh)",
         [first_member],
     )
     first_identity = insert_new_identities(
-        connection, duck.execute(_FRESH_IDENTITIES, [now]).fetchall()
+        connection, duck.execute(_FRESH_IDENTITIES).fetchall(), now=now
     )
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE fresh_ids AS SELECT type, value, ? - 1 + row_number() "
@@ -604,8 +601,8 @@ def _store_new_people(
         "FROM line_keys k JOIN fresh USING (idx))",
         [first_identity],
     )
-    lines = duck.execute(_FRESH_LINES, [now]).fetchall()
-    _insert(connection, insert_sql(table_of(OrderLine), _STORE_COLUMNS), lines)
+    lines = duck.execute(_FRESH_LINES).fetchall()
+    _insert(connection, _line_insert(now), lines)
     _insert(connection, PAIR_INSERT, duck.execute(_FRESH_PAIRS).fetchall())
     result.accepted += len(lines)
     result.members_created += len(seeds)
@@ -614,29 +611,28 @@ def _store_new_people(
     )
 
 
-def insert_new_members(connection: sa.Connection, seeds: list[tuple[Any, ...]]) -> int:
-    """New members (name, gender, birthday, registered_at, store_code, channel, created_at,
-    updated_at, in storage form); the first id (the rest follow in row order)."""
-    columns = ("name", "gender", "birthday", "registered_at", "store_code", "channel",
-               "created_at", "updated_at")  # fmt: skip
-    return insert_tuples_returning_ids(connection, table_of(Member), columns, seeds)[0]
+def insert_new_members(connection: sa.Connection, seeds: list[tuple[Any, ...]], *, now: str) -> int:
+    """New members (name, gender, birthday, registered_at, store_code, channel, in storage
+    form), created and updated `now`; the first id (the rest follow in row order)."""
+    columns = ("name", "gender", "birthday", "registered_at", "store_code", "channel")
+    return insert_tuples_returning_ids(
+        connection, table_of(Member), columns, seeds,
+        constants={"created_at": now, "updated_at": now},
+    )[0]  # fmt: skip
 
 
-def insert_new_identities(connection: sa.Connection, values: list[tuple[Any, ...]]) -> int:
-    """New identity values (type, value, member_id, polluted, first_seen_at); the first id."""
-    columns = ("type", "value", "member_id", "polluted", "first_seen_at")
-    return insert_tuples_returning_ids(connection, table_of(Identity), columns, values)[0]
+def insert_new_identities(
+    connection: sa.Connection, values: list[tuple[Any, ...]], *, now: str
+) -> int:
+    """New clean identity values (type, value, member_id) first seen `now`; the first id."""
+    return insert_tuples_returning_ids(
+        connection, table_of(Identity), ("type", "value", "member_id"), values,
+        constants={"polluted": 0, "first_seen_at": now},
+    )[0]  # fmt: skip
 
 
-def drop_scratch(session: Session) -> None:
-    """The lookup tables live on the pooled connection: drop them before it serves others."""
-    connection = session.connection()
-    names = connection.exec_driver_sql(
-        "SELECT name FROM sqlite_temp_master WHERE type = 'table' AND name LIKE '\\_lane\\_%' "
-        "ESCAPE '\\'"
-    ).scalars()
-    for name in list(names):
-        connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+def _line_insert(now: str) -> str:
+    return insert_sql(table_of(OrderLine), _STORE_COLUMNS, constants={"imported_at": now})
 
 
 def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -652,64 +648,76 @@ def _insert(connection: sa.Connection, sql: str, rows: list[tuple[Any, ...]]) ->
 def _fetch_into(
     duck: duckdb.DuckDBPyConnection,
     target: str,
-    store_sql: str,
     connection: sa.Connection,
-    probe_sql: str,
-    probe_columns: tuple[str, ...],
-    schema: pa.Schema,
     *,
-    select: str = "*",
-    probe_type: str = "TEXT",
+    probes: str,
+    probe_columns: tuple[str, ...],
+    store_sql: str,
+    found: Mapping[str, str] | None = None,
 ) -> None:
-    """Send the batch's probe values to a temp table of the store, join there, and bring the
-    matches back into DuckDB as `target` (one executemany and one query per batch)."""
-    scratch = f"_lane_{target}"
-    columns = ", ".join(f"{c} {probe_type}" for c in probe_columns)
-    connection.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {scratch} ({columns})")
-    connection.exec_driver_sql(f"DELETE FROM temp.{scratch}")
-    probes = duck.execute(probe_sql).fetchall()
-    marks = ", ".join("?" for _ in probe_columns)
-    _insert(connection, f"INSERT INTO temp.{scratch} VALUES ({marks})", probes)
-    found = connection.exec_driver_sql(store_sql.format(scratch=f"temp.{scratch}")).fetchall()
-    table = pa.table(
-        {name: [row[i] for row in found] for i, name in enumerate(schema.names)}, schema=schema
+    """Look the batch's probe rows up in the store and bring the matches into DuckDB as
+    `target` (the probe columns, then `found`), one statement each way.
+
+    DuckDB gathers the rows `probes` selects (distinct; their columns of one type) into one
+    list, sorted so that the store walks its index in order, and hands it over as JSON;
+    `store_sql` reads it from `json_each(?) k` (`{0}`, `{1}`… stand for a probe row's columns)
+    and selects `k.key AS probe` (the row's place in the list) and the `found` columns (name:
+    DuckDB type), which the store answers as one JSON array of arrays. Neither side makes a
+    Python object per row: a temp table filled by executemany and read back row by row cost
+    three times as much."""
+    columns = ", ".join(probe_columns)
+    single = len(probe_columns) == 1
+    element = columns if single else f"[{columns}]"
+    listed = f"{target}_probes"
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {listed} AS "
+        f"SELECT coalesce(list({element} ORDER BY {columns}), []) AS probes FROM ({probes})"
     )
-    duck.register(f"{target}_arrow", table)
-    duck.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {select} FROM {target}_arrow")
-    duck.unregister(f"{target}_arrow")
+    text = _scalar_text(duck, f"SELECT to_json(probes)::VARCHAR FROM {listed}")
+    fields = ["probe", *(found or {})]
+    refs = (
+        ["k.value"]
+        if single
+        else [f"json_extract(k.value, '$[{i}]')" for i in range(len(probe_columns))]
+    )
+    answer = connection.exec_driver_sql(
+        f"SELECT json_group_array(json_array({', '.join(fields)})) "
+        f"FROM ({store_sql.format(*refs)})",
+        (text,),
+    ).scalar_one()
+    probe = "e" if single else "e[{}]"
+    selected = [probe.format(i + 1) for i in range(len(probe_columns))]
+    selected += [f"r[{i + 2}]::{kind}" for i, kind in enumerate((found or {}).values())]
+    names = [*probe_columns, *(found or {})]
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {target} AS "
+        f"WITH answer AS (SELECT unnest(from_json(?::JSON, '[[\"VARCHAR\"]]')) AS r), "
+        f"numbered AS (SELECT generate_subscripts(probes, 1) - 1 AS probe, unnest(probes) AS e "
+        f"FROM {listed}) SELECT "
+        + ", ".join(f"{value} AS {name}" for value, name in zip(selected, names, strict=True))
+        + " FROM answer JOIN numbered ON numbered.probe = r[1]::BIGINT",
+        [answer],
+    )
 
 
-def _known_schema() -> pa.Schema:
-    return pa.schema(
-        [("type", pa.string()), ("value", pa.string()), ("id", pa.int64()),
-         ("member_id", pa.int64()), ("polluted", pa.int64())]
-    )  # fmt: skip
+def _scalar_text(duck: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    row = duck.execute(sql).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
-def _stored_schema() -> pa.Schema:
-    return pa.schema(
-        [("order_id", pa.string()), ("line_no", pa.int64()), ("row_hash", pa.string()),
-         ("member_id", pa.int64())]
-    )  # fmt: skip
-
-
-def _pairs_schema() -> pa.Schema:
-    return pa.schema([("identity_id", pa.int64()), ("member_no_identity_id", pa.int64())])
-
-
+# Store look-ups for `_fetch_into`: CROSS JOIN keeps the probes outside, the index inside.
 _KNOWN = """
-SELECT k.type, k.value, i.id, i.member_id, i.polluted FROM {scratch} k
-JOIN identities i ON i.type = k.type AND i.value = k.value AND i.released_at IS NULL
+SELECT k.key AS probe, i.id, i.member_id, i.polluted FROM json_each(?) k
+CROSS JOIN identities i ON i.type = {0} AND i.value = {1} AND i.released_at IS NULL
 """
 _STORED_LINES = """
-SELECT o.order_id, o.line_no, o.row_hash, o.member_id FROM {scratch} k
-JOIN order_lines o ON o.order_id = k.order_id
+SELECT k.key AS probe, o.line_no, o.row_hash, o.member_id FROM json_each(?) k
+CROSS JOIN order_lines o ON o.order_id = {0}
 """
 # The (value, member_no) pairs the pollution guard already counts.
 _PAIRS = """
-SELECT p.identity_id, p.member_no_identity_id FROM {scratch} k
-JOIN identity_member_nos p
-    ON p.identity_id = k.identity_id AND p.member_no_identity_id = k.member_no_identity_id
+SELECT k.key AS probe FROM json_each(?) k
+CROSS JOIN identity_member_nos p ON p.identity_id = {0} AND p.member_no_identity_id = {1}
 """
 _LINE_KEYS = """
 CREATE OR REPLACE TEMP TABLE line_keys AS
@@ -735,7 +743,7 @@ SELECT k.idx,
 FROM line_keys k LEFT JOIN known i USING (type, value) GROUP BY k.idx
 """
 _PAIR_PROBES = """
-SELECT phone_identity_id, member_no_identity_id FROM line_ids
+SELECT phone_identity_id AS identity_id, member_no_identity_id FROM line_ids
 WHERE phone_identity_id IS NOT NULL AND member_no_identity_id IS NOT NULL
 UNION
 SELECT unionid_identity_id, member_no_identity_id FROM line_ids
@@ -790,7 +798,7 @@ PAIR_INSERT = insert_sql(
 _NEW_LINES = """
 SELECT p.order_id, p.line_no, f.member_id, p.member_no, p.phone, p.unionid, p.store_code,
     p.channel, p.paid_at_utc, p.amount_value, p.status, p.category, p.sku, p.row_hash,
-    ?::VARCHAR, f.member_no_identity_id, f.phone_identity_id, f.unionid_identity_id
+    f.member_no_identity_id, f.phone_identity_id, f.unionid_identity_id
 FROM fast f JOIN prepared p USING (idx) WHERE f.stored_hash IS NULL ORDER BY idx
 """
 # Pairs the stored lines bring that the guard does not count yet (only polluted values can).
@@ -826,14 +834,14 @@ WITH line_ok AS (
 SELECT idx, lab AS component FROM line_ok WHERE lab IN (SELECT lab FROM fresh_components)
 """
 _SEEDS = """
-SELECT NULL, 'U', NULL, paid_at_utc, store_code, channel, ?::VARCHAR, ?::VARCHAR FROM (
+SELECT NULL, 'U', NULL, paid_at_utc, store_code, channel FROM (
     SELECT f.component, p.paid_at_utc, p.store_code, p.channel,
         row_number() OVER (PARTITION BY f.component ORDER BY p.paid_at_utc, p.idx) AS nth
     FROM fresh f JOIN prepared p USING (idx))
 WHERE nth = 1 ORDER BY component
 """
 _FRESH_IDENTITIES = """
-SELECT DISTINCT k.type, k.value, m.member_id, 0, ?::VARCHAR
+SELECT DISTINCT k.type, k.value, m.member_id
 FROM line_keys k JOIN fresh f USING (idx) JOIN fresh_members m USING (component)
 ORDER BY k.type, k.value
 """
@@ -848,7 +856,7 @@ WITH evidence AS (
 )
 SELECT p.order_id, p.line_no, m.member_id, p.member_no, p.phone, p.unionid, p.store_code,
     p.channel, p.paid_at_utc, p.amount_value, p.status, p.category, p.sku, p.row_hash,
-    ?::VARCHAR, e.member_no_identity_id, e.phone_identity_id, e.unionid_identity_id
+    e.member_no_identity_id, e.phone_identity_id, e.unionid_identity_id
 FROM fresh f JOIN prepared p USING (idx) JOIN fresh_members m USING (component)
 JOIN evidence e USING (idx) ORDER BY idx
 """

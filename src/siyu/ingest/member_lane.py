@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -166,20 +165,19 @@ def store_batch(
     _fetch_into(
         duck,
         "known",
-        _KNOWN,
         connection,
-        "SELECT DISTINCT type, value FROM row_keys",
-        ("type", "value"),
-        pa.schema([("type", pa.string()), ("value", pa.string())]),
+        probes="SELECT DISTINCT type, value FROM row_keys",
+        probe_columns=("type", "value"),
+        store_sql=_KNOWN,
     )
     _fetch_into(
         duck,
         "stored_records",
-        _STORED_RECORDS,
         connection,
-        "SELECT DISTINCT record_key FROM prepared WHERE plain",
-        ("record_key",),
-        pa.schema([("record_key", pa.string()), ("row_hash", pa.string())]),
+        probes="SELECT DISTINCT record_key FROM prepared WHERE plain",
+        probe_columns=("record_key",),
+        store_sql=_STORED_RECORDS,
+        found={"row_hash": "VARCHAR"},
     )
     duck.execute(f"CREATE OR REPLACE TEMP TABLE loose_keys AS {_LOOSE_KEYS}")
     components(duck)
@@ -198,25 +196,27 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
     # One member per fresh component, seeded as `oneid._earliest_seed` seeds it: the row
     # registered first, else the first row.
     fresh = duck.execute(
-        """SELECT name, gender, birthday, registered_at_utc, store_code, channel, ?, ? FROM (
+        """SELECT name, gender, birthday, registered_at_utc, store_code, channel FROM (
             SELECT d.*, row_number() OVER (PARTITION BY component
                 ORDER BY registered_at_utc NULLS LAST, idx) AS nth
             FROM decided d WHERE fresh)
-        WHERE nth = 1 ORDER BY component""",
-        [now, now],
+        WHERE nth = 1 ORDER BY component"""
     ).fetchall()
     if not fresh:
         return _Written()
-    first_member = insert_new_members(connection, fresh)
+    first_member = insert_new_members(connection, fresh, now=now)
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE born AS SELECT d.*, ? - 1 + dense_rank() OVER "
         "(ORDER BY component) AS member_id FROM decided d WHERE fresh",
         [first_member],
     )
-    records = duck.execute(_RECORDS, [now]).fetchall()
-    _insert(connection, insert_sql(table_of(MemberRecord), _RECORD_COLUMNS), records)
+    records = duck.execute(_RECORDS).fetchall()
+    record_insert = insert_sql(
+        table_of(MemberRecord), _RECORD_COLUMNS, constants={"updated_at": now}
+    )
+    _insert(connection, record_insert, records)
     first_identity = insert_new_identities(
-        connection, duck.execute(_NEW_IDENTITIES, [now]).fetchall()
+        connection, duck.execute(_NEW_IDENTITIES).fetchall(), now=now
     )
     duck.execute(
         "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, ? - 1 + dense_rank() "
@@ -224,10 +224,13 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
         "WHERE k.idx IN (SELECT idx FROM born)",
         [first_identity],
     )
-    observations = duck.execute(_OBSERVATIONS, [now]).fetchall()
-    _insert(
-        connection, insert_sql(table_of(IdentityObservation), _OBSERVATION_COLUMNS), observations
+    observations = duck.execute(_OBSERVATIONS).fetchall()
+    observation_insert = insert_sql(
+        table_of(IdentityObservation),
+        ("identity_id", "record_key"),
+        constants={"record_kind": "member", "observed_at": now},
     )
+    _insert(connection, observation_insert, observations)
     _insert(connection, PAIR_INSERT, duck.execute(_PAIRS).fetchall())
     warnings = _scalar(duck, "SELECT coalesce(sum(warnings), 0) FROM born")
     rows = _scalar(duck, "SELECT count(*) FROM born")
@@ -240,12 +243,12 @@ _ROW_KEYS = "CREATE OR REPLACE TEMP TABLE row_keys AS " + " UNION ALL ".join(
     for kind in MEMBER_IDENTITIES
 )
 _KNOWN = """
-SELECT k.type, k.value FROM {scratch} k
-JOIN identities i ON i.type = k.type AND i.value = k.value AND i.released_at IS NULL
+SELECT k.key AS probe FROM json_each(?) k
+CROSS JOIN identities i ON i.type = {0} AND i.value = {1} AND i.released_at IS NULL
 """
 _STORED_RECORDS = """
-SELECT r.record_key, r.row_hash FROM {scratch} k
-JOIN member_records r ON r.record_key = k.record_key
+SELECT k.key AS probe, r.row_hash FROM json_each(?) k
+CROSS JOIN member_records r ON r.record_key = {0}
 """
 _LOOSE_KEYS = loose_keys_sql(MEMBER_IDENTITIES)
 # Fresh: a row of a component whose rows are all plain, with keys neither repeated in the batch
@@ -281,20 +284,18 @@ LEFT JOIN stored_records s USING (record_key)
 _RECORD_COLUMNS = (
     "record_key", "member_id", "member_no", "phone", "unionid", "openid", "external_userid",
     "name", "gender", "birthday", "registered_at", "store_code", "channel", "row_hash",
-    "updated_at",
 )  # fmt: skip
 _RECORDS = """
 SELECT record_key, member_id, member_no, phone, unionid, openid, external_userid, name, gender,
-    birthday, registered_at_utc, store_code, channel, row_hash, ?::VARCHAR
+    birthday, registered_at_utc, store_code, channel, row_hash
 FROM born ORDER BY idx
 """
 _NEW_IDENTITIES = """
-SELECT DISTINCT k.type, k.value, b.member_id, 0, ?::VARCHAR
+SELECT DISTINCT k.type, k.value, b.member_id
 FROM row_keys k JOIN born b USING (idx) ORDER BY k.type, k.value
 """
-_OBSERVATION_COLUMNS = ("identity_id", "record_kind", "record_key", "observed_at")
 _OBSERVATIONS = """
-SELECT i.identity_id, 'member', b.record_key, ?::VARCHAR FROM born_ids i JOIN born b USING (idx)
+SELECT i.identity_id, b.record_key FROM born_ids i JOIN born b USING (idx)
 ORDER BY i.identity_id
 """
 _PAIRS = """

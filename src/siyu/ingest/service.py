@@ -135,7 +135,6 @@ def import_file(
             if lane is not None and lane_batches is not None:
                 lane_batches.close()  # waits for a batch still being prepared ahead
                 lane.close()
-                columnar_lane.drop_scratch(session)
         result.rejected_file = _write_rejected(path, result.rejections)
         _count_run(session, run, result, finished_at=now)
         session.commit()

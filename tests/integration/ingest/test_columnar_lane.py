@@ -424,6 +424,28 @@ def test_orders_of_known_members_are_stored_by_the_lane_as_the_row_path_stores_t
     assert_same_stores(twins)
 
 
+# Values the lane's store look-ups carry through JSON both ways: quotes, a backslash, CJK, an
+# emoji (a surrogate pair in JSON's escapes), a line separator.
+ODD = ['M"1', "M\\2", "会员三", "M😀4", "M\u20285"]
+
+
+def test_values_and_order_ids_json_must_escape_are_looked_up_by_the_lane_as_stored(
+    twins: Twins,
+) -> None:
+    members = [{**MEMBERS[0], "member_no": no, "phone": "", "unionid": f"u{no}"} for no in ODD]
+    twins.members(members)
+    twins.members(members)  # the member lane finds every record: nothing is created twice
+    orders = [_line(f"单{no}", member_no=no, phone="", unionid=f"u{no}") for no in ODD]
+
+    first = twins.orders(orders)
+    again = twins.orders(orders)
+
+    assert first.lane == first.rows
+    assert first.work.stored == len(ODD)  # every value found: settled on the lane
+    assert again.work.duplicates == len(ODD)  # every order id found: stored before
+    assert_same_stores(twins)
+
+
 def test_reimporting_an_orders_file_counts_every_line_a_duplicate_and_changes_nothing(
     twins: Twins,
 ) -> None:
