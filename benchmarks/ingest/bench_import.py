@@ -95,6 +95,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import sqlalchemy as sa
 
 from siyu.bootstrap import bootstrap
@@ -244,6 +245,59 @@ def naive(brand: Path, folder: Path, limit: int | None) -> dict[str, Any]:
     return result
 
 
+def floor(brand: Path, folder: Path) -> dict[str, Any]:
+    """The bare write: the orders file's lines put in `order_lines` as they stand, the fastest
+    way Python has — DuckDB's rows handed to sqlite3's executemany, 200k lines a transaction,
+    the import's cache and no foreign-key checks, `imported_at` in the statement. Nothing is
+    validated, resolved, looked up or de-duplicated (every line goes to one member; malformed
+    and repeated lines are skipped by INSERT OR IGNORE): no import that keeps its order lines in
+    the embedded store, as #2 asks, can write them faster than this from Python."""
+    siyu = fresh_siyu(folder)
+    with siyu.session_factory() as session:
+        member = Member(created_at=NOW, updated_at=NOW)
+        session.add(member)
+        session.commit()
+        member_id = member.id
+    duck = duckdb.connect()
+    duck.execute("SET enable_progress_bar = false")
+    duck.execute(
+        "CREATE TABLE lines AS SELECT order_id, TRY_CAST(line_no AS BIGINT) AS line_no, "
+        "member_no, phone, unionid, store_code, channel, paid_at, amount, status, category, sku, "
+        "md5(concat_ws('|', order_id, line_no, member_no, phone, unionid, paid_at, amount)) "
+        "AS row_hash "
+        "FROM read_csv(?, all_varchar = true, header = true)",
+        [str(brand / "orders.csv")],
+    )
+    columns = ("order_id", "line_no", "member_id", "member_no", "phone", "unionid",
+               "store_code", "channel", "paid_at", "amount", "status", "category", "sku",
+               "row_hash")  # fmt: skip
+    marks = ", ".join("?" for _ in columns)
+    insert = (
+        f"INSERT OR IGNORE INTO order_lines ({', '.join(columns)}, imported_at) "
+        f"VALUES ({marks}, '2026-06-30 04:00:00.000000')"
+    )
+    total = duck.execute("SELECT count(*) FROM lines").fetchone()[0]  # type: ignore[index]
+    started, cpu = time.perf_counter(), _cpu()
+    with siyu.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA cache_size = -262144")
+        driver.execute("PRAGMA foreign_keys = OFF")
+        for start in range(0, total, 200_000):
+            rows = duck.execute(
+                "SELECT order_id, line_no, ?, member_no, phone, unionid, store_code, channel, "
+                "paid_at, amount, status, category, sku, row_hash FROM lines "
+                "LIMIT 200000 OFFSET ?",
+                [member_id, start],
+            ).fetchall()
+            driver.executemany(insert, rows)
+            driver.commit()
+        stored = driver.execute("SELECT count(*) FROM order_lines").fetchone()[0]
+    result = {"orders": _timed(stored, started, cpu)}
+    siyu.close()
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=20_000)
@@ -257,6 +311,7 @@ def main() -> int:
           f"{manifest['counts']['order_lines']:,} order lines (siyu generate, seed 7)")  # fmt: skip
     mine, mine_rss = measured(lambda: ours(brand, args.scratch / "ours"))
     base, base_rss = measured(lambda: naive(brand, args.scratch / "naive", args.baseline_rows))
+    bare, bare_rss = measured(lambda: floor(brand, args.scratch / "floor"))
     print(f"{'':28} {'rows':>8} {'wall s':>7} {'rows/s':>8} {'CPU s':>7} {'rows/CPU s':>10} "
           f"{'peak RSS MiB':>12}")  # fmt: skip
     sides = (("siyu import", mine, mine_rss), ("naive ORM row by row", base, base_rss))
@@ -266,6 +321,10 @@ def main() -> int:
             print(f"{name + ' ' + kind:28} {r['rows']:>8,} {r['seconds']:>7.1f} "
                   f"{r['rows'] / r['seconds']:>8,.0f} {r['cpu']:>7.1f} "
                   f"{r['rows'] / r['cpu']:>10,.0f} {rss:>12,.0f}")  # fmt: skip
+    r = bare["orders"]
+    print(f"{'bare write of the lines':28} {r['rows']:>8,} {r['seconds']:>7.1f} "
+          f"{r['rows'] / r['seconds']:>8,.0f} {r['cpu']:>7.1f} "
+          f"{r['rows'] / r['cpu']:>10,.0f} {bare_rss:>12,.0f}")  # fmt: skip
     for kind in ("sync after members", "sync after orders"):
         r = mine[kind]
         print(f"{'siyu ' + kind:28} {r['rows']:>8,} {r['seconds']:>7.1f} "
@@ -290,6 +349,9 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"order lines/s: {lines_per_s:,.0f} wall-clock, {lines_per_cpu:,.0f} per CPU second "
           f"(target ≥ 100,000; load average {load:.1f} on {os.cpu_count()} CPUs)")  # fmt: skip
+    bare_per_s = bare["orders"]["rows"] / bare["orders"]["seconds"]
+    print(f"the bare write of the same lines: {bare_per_s:,.0f} lines/s; the import runs at "
+          f"{lines_per_s / bare_per_s:.0%} of it")  # fmt: skip
     shutil.rmtree(args.scratch, ignore_errors=True)
     return 0
 
