@@ -76,8 +76,22 @@ people, and imports stopped checking foreign keys (ADR 0006):
     siyu sync after orders       4,799,473    39.3  122,039    44.3    108,338        1,945
     ratio members: 7.8×; orders: 24.4×; members + orders: 18.1× (127 s vs 2,298 s)
 
-STILL NOT MET: 61k of the ≥ 100k order lines/s, 18.1× of the ≥ 20× for the whole brand. ADR
-0006 ("Why 100k lines/s is still out of reach") has where the time goes now.
+STILL NOT MET: 61k of the ≥ 100k order lines/s, 18.1× of the ≥ 20× for the whole brand.
+
+Measured 2026-11-24 17:35 UTC, same machine, nothing else running, after the lanes' store
+look-ups became one JSON array each way and per-batch constants moved into the statements;
+this run also times the bare write of the same lines (`floor`: nothing validated or decided):
+
+    siyu import members           999,715    51.2   19,518    58.4     17,110        1,782
+    siyu import orders           4,799,473    81.4   58,988   103.7     46,262        1,782
+    naive ORM row by row members   19,991     7.4    2,689     7.4      2,697          422
+    naive ORM row by row orders    19,992     8.9    2,236     8.9      2,239          422
+    bare write of the lines      4,800,072    56.0   85,655    53.1     90,471        2,114
+    ratio members: 7.3×; orders: 26.4×; members + orders: 19.0× (133 s vs 2,519 s)
+
+(An earlier run at 17:20: 20,808 rows/s, 63,718 lines/s, 18.3×, 123 s.) The bare write itself
+stays under 100k lines/s, so no import that keeps order lines in the embedded store and writes
+them from Python can meet that target here; ADR 0006 ("Why 100k lines/s is out of reach").
 """
 
 from __future__ import annotations
