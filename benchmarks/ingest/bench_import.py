@@ -78,7 +78,7 @@ people, and imports stopped checking foreign keys (ADR 0006):
 
 STILL NOT MET: 61k of the ≥ 100k order lines/s, 18.1× of the ≥ 20× for the whole brand.
 
-Measured 2026-11-24 17:35 UTC, same machine, nothing else running, after the lanes' store
+Measured 2026-11-24 17:20 UTC, same machine, nothing else running, after the lanes' store
 look-ups became one JSON array each way and per-batch constants moved into the statements;
 this run also times the bare write of the same lines (`floor`: nothing validated or decided):
 
@@ -89,7 +89,7 @@ this run also times the bare write of the same lines (`floor`: nothing validated
     bare write of the lines      4,800,072    56.0   85,655    53.1     90,471        2,114
     ratio members: 7.3×; orders: 26.4×; members + orders: 19.0× (133 s vs 2,519 s)
 
-(An earlier run at 17:20: 20,808 rows/s, 63,718 lines/s, 18.3×, 123 s.) The bare write itself
+(An earlier run at 17:12: 20,808 rows/s, 63,718 lines/s, 18.3×, 123 s.) The bare write itself
 stays under 100k lines/s, so no import that keeps order lines in the embedded store and writes
 them from Python can meet that target here; ADR 0006 ("Why 100k lines/s is out of reach").
 """
