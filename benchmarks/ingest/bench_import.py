@@ -89,7 +89,10 @@ this run also times the bare write of the same lines (`floor`: nothing validated
     bare write of the lines      4,800,072    56.0   85,655    53.1     90,471        2,114
     ratio members: 7.3×; orders: 26.4×; members + orders: 19.0× (133 s vs 2,519 s)
 
-(An earlier run at 17:12: 20,808 rows/s, 63,718 lines/s, 18.3×, 123 s.) The bare write itself
+(An earlier run at 17:12: 20,808 rows/s, 63,718 lines/s, 18.3×, 123 s.) With
+`--baseline-rows 200000` (17:40) the naive ORM slows as its store grows (2,356 members/s and
+2,215 lines/s), and the same import (56.2 s, 78.8 s; 60,936 lines/s) is 7.6×, 27.5× and 19.2×
+for the whole brand (135 s vs 2,591 s); the bare write 85,144 lines/s. The bare write itself
 stays under 100k lines/s, so no import that keeps order lines in the embedded store and writes
 them from Python can meet that target here; ADR 0006 ("Why 100k lines/s is out of reach").
 """
