@@ -663,8 +663,9 @@ def _fetch_into(
     `store_sql` reads it from `json_each(?) k` (`{0}`, `{1}`… stand for a probe row's columns)
     and selects `k.key AS probe` (the row's place in the list) and the `found` columns (name:
     DuckDB type), which the store answers as one JSON array of arrays. Neither side makes a
-    Python object per row: a temp table filled by executemany and read back row by row cost
-    three times as much."""
+    Python object per row: filling a temp table by executemany and reading the matches back
+    row by row cost ~1.7 µs a probe before the join itself (all look-ups of a 1M-member brand's
+    import: 21.7 s then, 15.5 s now)."""
     columns = ", ".join(probe_columns)
     single = len(probe_columns) == 1
     element = columns if single else f"[{columns}]"
