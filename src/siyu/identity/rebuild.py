@@ -8,9 +8,10 @@ rule 6), computed in bulk instead of per record in Python:
    (`siyu.store_copy`: CSV built by SQLite or PostgreSQL's COPY, parsed by DuckDB) into a
    private in-memory DuckDB, not the warehouse.
 2. Pollution is recounted with one GROUP BY over `identity_member_nos`.
-3. Components: min-label propagation over (record, hub) edges, a hub being a clean identity
-   value or an order id; each round also jumps labels to their label's label, so it converges
-   in a few rounds on real identity graphs. A component's label is its first record.
+3. Components: min-label propagation over (node, value) edges, a node being a member row, an
+   event or a whole order (its lines always belong together) and a value a clean identity
+   value; each round also jumps labels to their label's label, so it converges in a few rounds
+   on real identity graphs. A component's label is its first record.
 4. Survivor choice is the regroup's greedy rule (components in order of their lowest member
    id; each takes its lowest member id not taken by an earlier component). A component whose
    lowest member id belongs to it alone takes it without looking at any other component, so
@@ -204,16 +205,25 @@ def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, limit:
 
 
 def _components(duck: duckdb.DuckDBPyConnection) -> None:
-    """Label every record with the first record of its component (min-label propagation)."""
+    """Label every record with the first record of its component (min-label propagation).
+
+    An order's lines always share a component (the order joins them), so each order takes part
+    as one node, named by its first line, with the values any of its lines carries: at 1M
+    members that is ~2M orders instead of 4.8M lines, and far fewer edges. Each line then takes
+    its order's label. A component's first record is its first node's, as the order's node is
+    its first line."""
+    duck.execute(
+        """CREATE TABLE nodes AS
+        SELECT idx, CASE WHEN order_id IS NULL THEN idx
+            ELSE min(idx) OVER (PARTITION BY order_id) END AS node
+        FROM records"""
+    )
     duck.execute(
         """CREATE TABLE edges AS
-        SELECT s.idx, s.identity_id * 2 AS hub FROM seen s
-        WHERE s.identity_id NOT IN (SELECT id FROM polluted)
-        UNION ALL
-        SELECT r.idx, dense_rank() OVER (ORDER BY r.order_id) * 2 + 1 FROM records r
-        WHERE r.order_id IS NOT NULL"""
+        SELECT DISTINCT n.node AS idx, s.identity_id AS hub FROM seen s JOIN nodes n USING (idx)
+        WHERE s.identity_id NOT IN (SELECT id FROM polluted)"""
     )
-    duck.execute("CREATE TABLE labels AS SELECT idx, idx AS lab FROM records")
+    duck.execute("CREATE TABLE labels AS SELECT DISTINCT node AS idx, node AS lab FROM nodes")
     while True:
         duck.execute(
             """CREATE OR REPLACE TABLE next_labels AS
@@ -235,7 +245,13 @@ def _components(duck: duckdb.DuckDBPyConnection) -> None:
         )
         duck.execute("DROP TABLE labels; ALTER TABLE next_labels RENAME TO labels")
         if changed == 0:
-            return
+            break
+    duck.execute(
+        """ALTER TABLE labels RENAME TO node_labels;
+        CREATE TABLE labels AS
+        SELECT n.idx, l.lab FROM nodes n JOIN node_labels l ON l.idx = n.node;
+        DROP TABLE node_labels; DROP TABLE nodes"""
+    )
 
 
 def _targets(

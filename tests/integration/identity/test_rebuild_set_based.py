@@ -175,3 +175,42 @@ def test_a_copy_in_many_blocks_agrees_and_a_second_rebuild_changes_nothing(
     assert second == {"records": expected.records, "merges": 0, "splits": 0, "polluted": 1}
     with siyu.session_factory() as session:
         assert _state(session, known) == expected_state
+
+
+# One order whose two lines carry two members' values: the order joins them (its lines are one
+# node of the rebuild's graph, with the values of both).
+BRIDGING_ORDER = [
+    {"order_id": "O9", "line_no": "1", "phone": "13800138000",
+     "paid_at": "2026-06-03T12:00:00", "amount": "10.00", "store_code": "SH001"},
+    {"order_id": "O9", "line_no": "2", "member_no": "M101",
+     "paid_at": "2026-06-03T12:00:00", "amount": "12.00", "store_code": "SH001"},
+]  # fmt: skip
+
+
+def test_an_order_whose_lines_carry_two_members_values_joins_them_as_the_regroup_does(
+    siyu: Siyu,
+) -> None:
+    _given_a_brand(siyu, limit=20)
+    ingest_service.ingest_records(
+        session_factory=siyu.session_factory, kind="orders", rows=BRIDGING_ORDER,
+        now=siyu.clock.now(), tz=siyu.settings.tz, max_member_nos=20,
+    )  # fmt: skip
+    with siyu.session_factory() as session:
+        known = session.scalar(sa.select(sa.func.max(Member.id))) or 0
+        expected = regroup(
+            session, member_ids=None, now=siyu.clock.now(), max_member_nos=2,
+            recompute_pollution=True,
+        )  # fmt: skip
+        expected_state = _state(session, known)
+        session.rollback()
+
+    outcome = identity_service.rebuild_identities(
+        session_factory=siyu.session_factory, now=siyu.clock.now(), max_member_nos=2
+    )
+
+    assert outcome["splits"] == expected.splits and outcome["merges"] == expected.merges
+    with siyu.session_factory() as session:
+        state = _state(session, known)
+    assert state == expected_state
+    owner = dict(state["records"])
+    assert {m for order, m in state["lines"] if order == "O9"} == {owner["M101"]} == {owner["M001"]}
