@@ -12,7 +12,7 @@ from siyu import store_copy
 from siyu.bootstrap import Siyu
 from siyu.identity import service as identity_service
 from siyu.identity.models import Identity, Member, MemberMerge, MemberRecord
-from siyu.identity.regroup import regroup
+from siyu.identity.regroup import RegroupOutcome, regroup
 from siyu.ingest import service as ingest_service
 from siyu.ingest.models import Event
 from siyu.orders.models import OrderLine
@@ -84,19 +84,26 @@ def _state(session: Any, known: int) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize(("imported", "rebuilt"), [(2, 20), (20, 2), (20, 20), (2, 1)])
-def test_set_based_rebuild_agrees_with_the_regroup(siyu: Siyu, imported: int, rebuilt: int) -> None:
-    # Given a brand imported under one pollution limit
-    _given_a_brand(siyu, limit=imported)
+def _regrouped(siyu: Siyu, *, limit: int) -> tuple[int, RegroupOutcome, dict[str, Any]]:
+    """What the regroup would make of the store under `limit` (rolled back): the members known
+    before, its outcome and the state it leaves."""
     with siyu.session_factory() as session:
         known = session.scalar(sa.select(sa.func.max(Member.id))) or 0
-        # When the regroup rebuilds under another limit (rolled back) …
         expected = regroup(
-            session, member_ids=None, now=siyu.clock.now(), max_member_nos=rebuilt,
+            session, member_ids=None, now=siyu.clock.now(), max_member_nos=limit,
             recompute_pollution=True,
         )  # fmt: skip
         expected_state = _state(session, known)
         session.rollback()
+    return known, expected, expected_state
+
+
+@pytest.mark.parametrize(("imported", "rebuilt"), [(2, 20), (20, 2), (20, 20), (2, 1)])
+def test_set_based_rebuild_agrees_with_the_regroup(siyu: Siyu, imported: int, rebuilt: int) -> None:
+    # Given a brand imported under one pollution limit
+    _given_a_brand(siyu, limit=imported)
+    # When the regroup rebuilds under another limit (rolled back) …
+    known, expected, expected_state = _regrouped(siyu, limit=rebuilt)
 
     # … and the set-based rebuild does the same for real
     outcome = identity_service.rebuild_identities(
@@ -148,14 +155,7 @@ def test_a_copy_in_many_blocks_agrees_and_a_second_rebuild_changes_nothing(
     # (real blocks are 200k rows: every other test copies each table in one block)
     _given_a_brand(siyu, limit=20)
     monkeypatch.setattr(store_copy, "BLOCK", 2)
-    with siyu.session_factory() as session:
-        known = session.scalar(sa.select(sa.func.max(Member.id))) or 0
-        expected = regroup(
-            session, member_ids=None, now=siyu.clock.now(), max_member_nos=2,
-            recompute_pollution=True,
-        )  # fmt: skip
-        expected_state = _state(session, known)
-        session.rollback()
+    known, expected, expected_state = _regrouped(siyu, limit=2)
 
     # When the set-based rebuild runs under a limit of 2, then once more
     first = identity_service.rebuild_identities(
@@ -195,14 +195,7 @@ def test_an_order_whose_lines_carry_two_members_values_joins_them_as_the_regroup
         session_factory=siyu.session_factory, kind="orders", rows=BRIDGING_ORDER,
         now=siyu.clock.now(), tz=siyu.settings.tz, max_member_nos=20,
     )  # fmt: skip
-    with siyu.session_factory() as session:
-        known = session.scalar(sa.select(sa.func.max(Member.id))) or 0
-        expected = regroup(
-            session, member_ids=None, now=siyu.clock.now(), max_member_nos=2,
-            recompute_pollution=True,
-        )  # fmt: skip
-        expected_state = _state(session, known)
-        session.rollback()
+    known, expected, expected_state = _regrouped(siyu, limit=2)
 
     outcome = identity_service.rebuild_identities(
         session_factory=siyu.session_factory, now=siyu.clock.now(), max_member_nos=2
