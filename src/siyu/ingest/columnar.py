@@ -592,15 +592,7 @@ def _store_new_people(
         "OVER (ORDER BY component) AS member_id FROM (SELECT DISTINCT component FROM fresh)",
         [first_member],
     )
-    first_identity = insert_new_identities(
-        connection, duck.execute(_FRESH_IDENTITIES).fetchall(), now=now
-    )
-    duck.execute(
-        "CREATE OR REPLACE TEMP TABLE fresh_ids AS SELECT type, value, ? - 1 + row_number() "
-        "OVER (ORDER BY type, value) AS identity_id FROM (SELECT DISTINCT k.type, k.value "
-        "FROM line_keys k JOIN fresh USING (idx))",
-        [first_identity],
-    )
+    insert_new_identities(connection, duck, _FRESH_IDENTITIES, "fresh_ids", now=now)
     lines = duck.execute(_FRESH_LINES).fetchall()
     _insert(connection, _line_insert(now), lines)
     _insert(connection, PAIR_INSERT, duck.execute(_FRESH_PAIRS).fetchall())
@@ -622,13 +614,29 @@ def insert_new_members(connection: sa.Connection, seeds: list[tuple[Any, ...]], 
 
 
 def insert_new_identities(
-    connection: sa.Connection, values: list[tuple[Any, ...]], *, now: str
-) -> int:
-    """New clean identity values (type, value, member_id) first seen `now`; the first id."""
-    return insert_tuples_returning_ids(
-        connection, table_of(Identity), ("type", "value", "member_id"), values,
+    connection: sa.Connection,
+    duck: duckdb.DuckDBPyConnection,
+    values: str,
+    target: str,
+    *,
+    now: str,
+) -> None:
+    """Store the new clean identity values `values` selects in DuckDB (type, value, member_id;
+    one member per value), first seen `now`, and name their ids in DuckDB as `target` (type,
+    value, identity_id): the store numbers them in the order they are inserted."""
+    rows = duck.execute(
+        f"SELECT DISTINCT type, value, member_id FROM ({values}) ORDER BY type, value"
+    ).fetchall()
+    first = insert_tuples_returning_ids(
+        connection, table_of(Identity), ("type", "value", "member_id"), rows,
         constants={"polluted": 0, "first_seen_at": now},
     )[0]  # fmt: skip
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT type, value, ? - 1 + row_number() "
+        f"OVER (ORDER BY type, value) AS identity_id FROM (SELECT DISTINCT type, value "
+        f"FROM ({values}))",
+        [first],
+    )
 
 
 def _line_insert(now: str) -> str:
@@ -842,9 +850,8 @@ SELECT NULL, 'U', NULL, paid_at_utc, store_code, channel FROM (
 WHERE nth = 1 ORDER BY component
 """
 _FRESH_IDENTITIES = """
-SELECT DISTINCT k.type, k.value, m.member_id
+SELECT k.type, k.value, m.member_id
 FROM line_keys k JOIN fresh f USING (idx) JOIN fresh_members m USING (component)
-ORDER BY k.type, k.value
 """
 _FRESH_LINES = """
 WITH evidence AS (

@@ -215,14 +215,11 @@ def _write_fresh(connection: sa.Connection, duck: duckdb.DuckDBPyConnection, now
         table_of(MemberRecord), _RECORD_COLUMNS, constants={"updated_at": now}
     )
     _insert(connection, record_insert, records)
-    first_identity = insert_new_identities(
-        connection, duck.execute(_NEW_IDENTITIES).fetchall(), now=now
-    )
+    insert_new_identities(connection, duck, _NEW_IDENTITIES, "born_values", now=now)
     duck.execute(
-        "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, ? - 1 + dense_rank() "
-        "OVER (ORDER BY k.type, k.value) AS identity_id FROM row_keys k "
-        "WHERE k.idx IN (SELECT idx FROM born)",
-        [first_identity],
+        "CREATE OR REPLACE TEMP TABLE born_ids AS SELECT k.idx, k.type, i.identity_id "
+        "FROM row_keys k JOIN born_values i USING (type, value) "
+        "WHERE k.idx IN (SELECT idx FROM born)"
     )
     observations = duck.execute(_OBSERVATIONS).fetchall()
     observation_insert = insert_sql(
@@ -290,10 +287,7 @@ SELECT record_key, member_id, member_no, phone, unionid, openid, external_userid
     birthday, registered_at_utc, store_code, channel, row_hash
 FROM born ORDER BY idx
 """
-_NEW_IDENTITIES = """
-SELECT DISTINCT k.type, k.value, b.member_id
-FROM row_keys k JOIN born b USING (idx) ORDER BY k.type, k.value
-"""
+_NEW_IDENTITIES = "SELECT k.type, k.value, b.member_id FROM row_keys k JOIN born b USING (idx)"
 _OBSERVATIONS = """
 SELECT i.identity_id, b.record_key FROM born_ids i JOIN born b USING (idx)
 ORDER BY i.identity_id
