@@ -9,6 +9,12 @@ costs 1-3 µs a row and a datetime or Decimal object per field, the bulk of eith
 - PostgreSQL writes CSV with `COPY … TO STDOUT` (same NULL convention); Python only moves bytes.
 - Any other driver: the DB-API cursor's rows, one Arrow block at a time.
 
+`copy_for_update` copies several whole tables for a caller that then writes what it decided
+(the full OneID rebuild). On an SQLite file the session first takes the write lock, so no other
+writer can commit until it ends and a second connection reads exactly what the session would;
+ADBC connections then read the file straight into Arrow, two ranges of rows at a time on two
+cores, ~3-5x faster than the CSV path (which it falls back to elsewhere).
+
 Instants leave the store as naive UTC text (how SQLite keeps them; PostgreSQL converts with
 `AT TIME ZONE 'UTC'`), so a TIMESTAMP column here is UTC. With a `limit`, the rows are the
 first ones past `after_id` in id order, so a copy can resume after the last id it saw.
@@ -17,7 +23,8 @@ first ones past `after_id` in id order, so a copy can resume after the last id i
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +35,7 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 BLOCK = 200_000  # rows per SQLite block (one text of ~10-30 MB)
+RANGE = 2_000_000  # ids per ADBC read: small enough to spread a table over both workers
 
 
 @dataclass(frozen=True)
@@ -206,3 +214,92 @@ def _naive_utc(values: Sequence[Any]) -> list[Any]:
         v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v
         for v in values
     ]
+
+
+def copy_for_update(
+    session: Session,
+    duck: duckdb.DuckDBPyConnection,
+    copies: Sequence[tuple[Source, str]],
+    *,
+    workers: int = 2,
+) -> None:
+    """Copy each whole source into its DuckDB table (created here), as the session's
+    transaction sees them, and leave the session holding the store's write lock on SQLite.
+
+    On an SQLite file whose session has nothing pending, `BEGIN IMMEDIATE` takes the write lock
+    first; read-only ADBC connections then read the file into Arrow in ranges of `RANGE` ids,
+    `workers` at a time (the driver releases the GIL). The driver types a column by its first
+    rows, so every column's SQL there must be non-NULL (coalesce it). Elsewhere each source goes
+    through `copy_rows`."""
+    for source, target in copies:
+        create_target(duck, target, source)
+    path = _sqlite_file(session)
+    if path is None or not _lock_for_update(session):
+        for source, target in copies:
+            copy_rows(session, duck, source, target)
+        return
+    reads = [
+        (source, target, low, high)
+        for source, target in copies
+        for low, high in _ranges(session, source)
+    ]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        blocks = pool.map(lambda read: (read[0], read[1], _adbc_read(path, *read)), reads)
+        for source, target, block in blocks:
+            casts = ", ".join(f"CAST({c.name} AS {c.type})" for c in source.columns)
+            duck.register("_copied", block)
+            try:
+                duck.execute(f"INSERT INTO {target} SELECT {casts} FROM _copied")
+            finally:
+                duck.unregister("_copied")
+
+
+def _sqlite_file(session: Session) -> Path | None:
+    url = session.get_bind().engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).resolve()
+
+
+def _lock_for_update(session: Session) -> bool:
+    """Take SQLite's write lock; False when the session already wrote (another connection
+    could not see those rows)."""
+    connection = session.connection().connection.driver_connection
+    if connection is None or connection.in_transaction:
+        return False
+    connection.execute("BEGIN IMMEDIATE")
+    return True
+
+
+def _ranges(session: Session, source: Source) -> Iterator[tuple[int, int]]:
+    cursor = session.connection().connection.cursor()
+    try:
+        low, high = cursor.execute(
+            f"SELECT min({source.key}), max({source.key}) FROM {source.table}"
+        ).fetchall()[0]
+    finally:
+        cursor.close()
+    if low is None:
+        return
+    for start in range(int(low), int(high) + 1, RANGE):
+        yield start, start + RANGE - 1
+
+
+def _adbc_read(path: Path, source: Source, target: str, low: int, high: int) -> pa.Table:
+    import adbc_driver_sqlite.dbapi as adbc  # only this path needs the driver
+
+    fields = ", ".join(f"{c.expression} AS {c.name}" for c in source.columns)
+    sql = (
+        f"SELECT {fields} FROM {source.table} WHERE ({source.where}) "
+        f"AND {source.key} BETWEEN {low} AND {high}"
+    )
+    with adbc.connect(f"{path.as_uri()}?mode=ro") as connection:
+        cursor = connection.cursor()
+        try:
+            # Two readers opening a WAL file at once can find its read marks busy for a moment.
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.fetchall()
+            cursor.execute(sql)
+            return cursor.fetch_arrow_table()
+        finally:
+            cursor.close()

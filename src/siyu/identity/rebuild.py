@@ -3,15 +3,16 @@
 Same rules and same result as `regroup(member_ids=None, recompute_pollution=True)` (docs/oneid.md
 rule 6), computed in bulk instead of per record in Python:
 
-1. Records (member rows, order lines with their evidence columns, events), observations,
-   identities and (value, member_no) pairs are copied out of the store with one scan each
-   (`siyu.store_copy`: CSV built by SQLite or PostgreSQL's COPY, parsed by DuckDB) into a
-   private in-memory DuckDB, not the warehouse.
-2. Pollution is recounted with one GROUP BY over `identity_member_nos`.
-3. Components: min-label propagation over (node, value) edges, a node being a member row, an
-   event or a whole order (its lines always belong together) and a value a clean identity
-   value; each round also jumps labels to their label's label, so it converges in a few rounds
-   on real identity graphs. A component's label is its first record.
+1. Member rows, order lines (with their evidence columns), events, observations and identities
+   are copied out of the store with one scan each (`siyu.store_copy.copy_for_update`: on an
+   SQLite file, read straight into Arrow by ADBC on two cores while the session holds the
+   write lock; elsewhere CSV built by the store) into a private in-memory DuckDB, not the
+   warehouse. Only integers and the keys that join observations to records are copied; the
+   few records a merge must explain are named from the store afterwards.
+2. Pollution is recounted with one GROUP BY over `identity_member_nos`, in the store.
+3. Components: a graph of nodes (a member row, an event or a whole order: its lines always
+   belong together) and clean identity values, an edge for each value a node carries, handed
+   to scipy's connected components (C, linear). A component's label is its first record.
 4. Survivor choice is the regroup's greedy rule (components in order of their lowest member
    id; each takes its lowest member id not taken by an earlier component). A component whose
    lowest member id belongs to it alone takes it without looking at any other component, so
@@ -33,8 +34,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components
 from sqlalchemy.orm import Session
 
 from siyu.identity.models import Identity
@@ -46,66 +50,74 @@ from siyu.identity.regroup import (
     _shared_value,
     _Stored,
 )
-from siyu.store_copy import Column, Source, copy_rows, create_target
+from siyu.identity.regroup import _recount_pollution as recount_pollution
+from siyu.store_copy import Column, Source, copy_for_update
 
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
-_NO_EVIDENCE = ("NULL", "NULL", "NULL")
-_RECORD_SOURCES = (
-    ("member", "member_records", ("record_key", "NULL", "NULL", *_NO_EVIDENCE)),
+_NO_ID = "0"  # an order line's evidence column without a value (ids start at 1)
+_COPIES = (
     (
-        "order",
-        "order_lines",
-        (
-            "order_id",
-            "order_id",
-            "line_no",
-            "member_no_identity_id",
-            "phone_identity_id",
-            "unionid_identity_id",
+        Source(
+            "member_records",
+            (
+                Column("row_id", "BIGINT", "id"),
+                Column("key", "VARCHAR", "record_key"),
+                Column("member_id", "BIGINT"),
+            ),
         ),
+        "member_rows",
     ),
-    ("event", "events", ("event_id", "NULL", "NULL", *_NO_EVIDENCE)),
-)
-_PAIRS = Source(
-    "identity_member_nos",
-    (Column("identity_id", "BIGINT"), Column("member_no_identity_id", "BIGINT")),
-    key="rowid",
-)
-_OBSERVATIONS = Source(
-    "identity_observations",
     (
-        Column("kind", "VARCHAR", "record_kind"),
-        Column("key", "VARCHAR", "record_key"),
-        Column("identity_id", "BIGINT"),
-    ),
-)
-_IDENTITIES = Source(
-    "identities",
-    (
-        Column("id", "BIGINT"),
-        Column("type", "VARCHAR"),
-        Column("value", "VARCHAR"),
-        Column("member_id", "BIGINT"),
-        Column("polluted", "TINYINT", "CASE WHEN polluted THEN 1 ELSE 0 END"),
-    ),
-)
-
-
-def _records(table: str, key: str, order_id: str, line_no: str, *evidence: str) -> Source:
-    """One kind of record (member rows, order lines, events) with its member and, for an
-    order line, the identity ids it carries."""
-    return Source(
-        table,
-        (
-            Column("key", "VARCHAR", key),
-            Column("order_id", "VARCHAR", order_id),
-            Column("line_no", "BIGINT", line_no),
-            Column("row_id", "BIGINT", "id"),
-            Column("member_id", "BIGINT"),
-            *(Column(f"evidence_{n}", "BIGINT", sql) for n, sql in enumerate(evidence)),
+        Source(
+            "order_lines",
+            (
+                Column("row_id", "BIGINT", "id"),
+                Column("order_id", "VARCHAR"),
+                Column("member_id", "BIGINT"),
+                *(
+                    Column(f"evidence_{n}", "BIGINT", f"coalesce({name}_identity_id, {_NO_ID})")
+                    for n, name in enumerate(("member_no", "phone", "unionid"))
+                ),
+            ),
         ),
-        where="member_id IS NOT NULL",
-    )
+        "line_rows",
+    ),
+    (
+        Source(
+            "events",
+            (
+                Column("row_id", "BIGINT", "id"),
+                Column("key", "VARCHAR", "event_id"),
+                Column("member_id", "BIGINT"),
+            ),
+            where="member_id IS NOT NULL",
+        ),
+        "event_rows",
+    ),
+    (
+        Source(
+            "identity_observations",
+            (
+                Column("kind", "VARCHAR", "record_kind"),
+                Column("key", "VARCHAR", "record_key"),
+                Column("identity_id", "BIGINT"),
+            ),
+            where="record_kind <> 'order'",  # lines keep their values in their own columns
+        ),
+        "observations",
+    ),
+    (
+        Source(
+            "identities",
+            (
+                Column("id", "BIGINT"),
+                Column("member_id", "BIGINT"),
+                Column("polluted", "TINYINT", "CASE WHEN polluted THEN 1 ELSE 0 END"),
+            ),
+        ),
+        "identities",
+    ),
+)
 
 
 def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> RegroupOutcome:
@@ -136,63 +148,49 @@ def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
+    """Records numbered without a sort: idx = the kind's offset + the row's id, the offsets
+    stacking member rows, order lines and events (the regroup's order, so ties break alike;
+    deleted rows leave gaps, which are harmless). `seen` holds each record's values."""
+    copy_for_update(session, duck, _COPIES)
+    lines_at = _scalar(duck, "SELECT coalesce(max(row_id), 0) + 1 FROM member_rows")
+    events_at = lines_at + _scalar(duck, "SELECT coalesce(max(row_id), 0) + 1 FROM line_rows")
+    order = KIND_RANK["order"]
     duck.execute(
-        "CREATE TABLE raw_records (kind_rank TINYINT, key VARCHAR, order_id VARCHAR, "
-        "line_no BIGINT, row_id BIGINT, member_id BIGINT, evidence_0 BIGINT, "
-        "evidence_1 BIGINT, evidence_2 BIGINT)"
-    )
-    for kind, table_name, columns in _RECORD_SOURCES:
-        source = _records(table_name, *columns)
-        create_target(duck, "staged", source)
-        copy_rows(session, duck, source, "staged")
-        key = "key || ':' || line_no::VARCHAR" if kind == "order" else "key"
-        duck.execute(
-            f"INSERT INTO raw_records SELECT {KIND_RANK[kind]}, {key}, order_id, line_no, "
-            f"row_id, member_id, evidence_0, evidence_1, evidence_2 FROM staged"
-        )
-        duck.execute("DROP TABLE staged")
-    duck.execute(
-        "CREATE TABLE numbered AS SELECT row_number() OVER (ORDER BY kind_rank, row_id) - 1 "
-        "AS idx, * FROM raw_records"
-    )
-    duck.execute("DROP TABLE raw_records")
-    duck.execute(
-        "CREATE TABLE records AS SELECT idx, kind_rank, key, order_id, row_id, member_id "
-        "FROM numbered"
-    )
-    for name, source in (
-        ("observations", _OBSERVATIONS),
-        ("identities", _IDENTITIES),
-        ("pairs", _PAIRS),
-    ):
-        create_target(duck, name, source)
-        copy_rows(session, duck, source, name)
-    # Observations of stored records only (not of records erased since), as record indexes,
-    # and the order lines' own evidence.
-    ranks = " ".join(f"WHEN '{kind}' THEN {rank}" for kind, rank in KIND_RANK.items())
-    duck.execute(
-        f"""CREATE TABLE seen AS
-        SELECT r.idx, o.identity_id FROM observations o
-        JOIN records r ON r.kind_rank = CASE o.kind {ranks} END AND r.key = o.key
+        f"""CREATE TABLE lines AS
+        SELECT row_id + {lines_at} AS idx, min(row_id) OVER (PARTITION BY order_id)
+            + {lines_at} AS node, row_id, member_id, evidence_0, evidence_1, evidence_2
+        FROM line_rows;
+        DROP TABLE line_rows;
+        CREATE TABLE records AS
+        SELECT row_id AS idx, {KIND_RANK["member"]}::TINYINT AS kind_rank, row_id, member_id,
+            row_id AS node FROM member_rows
+        UNION ALL SELECT idx, {order}::TINYINT, row_id, member_id, node FROM lines
+        UNION ALL SELECT row_id + {events_at}, {KIND_RANK["event"]}::TINYINT, row_id,
+            member_id, row_id + {events_at} FROM event_rows;
+        CREATE TABLE seen AS
+        SELECT m.row_id AS idx, m.row_id AS node, o.identity_id FROM observations o
+        JOIN member_rows m ON o.kind = 'member' AND m.key = o.key
         UNION ALL
-        SELECT idx, identity_id FROM (
-            UNPIVOT (SELECT idx, evidence_0, evidence_1, evidence_2 FROM numbered
-                     WHERE kind_rank = {KIND_RANK["order"]})
-            ON evidence_0, evidence_1, evidence_2 INTO NAME slot VALUE identity_id)"""
+        SELECT e.row_id + {events_at}, e.row_id + {events_at}, o.identity_id FROM observations o
+        JOIN event_rows e ON o.kind = 'event' AND e.key = o.key
+        UNION ALL
+        SELECT idx, node, identity_id FROM (
+            UNPIVOT lines ON evidence_0, evidence_1, evidence_2 INTO NAME slot VALUE identity_id)
+        WHERE identity_id <> {_NO_ID};
+        DROP TABLE lines; DROP TABLE observations; DROP TABLE member_rows; DROP TABLE event_rows"""
     )
-    duck.execute("DROP TABLE observations; DROP TABLE numbered")
 
 
 def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> int:
-    """A value seen with more than `limit` member_nos (`identity_member_nos`) is polluted."""
-    duck.execute(
-        f"""CREATE TABLE polluted AS
-        SELECT identity_id AS id FROM pairs
-        GROUP BY identity_id HAVING count(*) > {int(limit)}"""
+    """A value seen with more than `limit` member_nos (`identity_member_nos`) is polluted:
+    one GROUP BY in the store, over the pairs' primary key."""
+    polluted = pa.table(  # noqa: F841 — read by DuckDB
+        {"id": pa.array(sorted(recount_pollution(session, limit)), type=pa.int64())}
     )
     duck.execute(
-        "CREATE TABLE flags AS SELECT i.id, p.id IS NOT NULL AS polluted, i.polluted AS was "
-        "FROM identities i LEFT JOIN polluted p USING (id)"
+        """CREATE TABLE polluted AS SELECT id FROM polluted;
+        CREATE TABLE flags AS SELECT i.id, p.id IS NOT NULL AS polluted, i.polluted = 1 AS was
+        FROM identities i LEFT JOIN polluted p USING (id)"""
     )
     table = table_of(Identity)
     for flag in (True, False):
@@ -205,52 +203,41 @@ def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, limit:
 
 
 def _components(duck: duckdb.DuckDBPyConnection) -> None:
-    """Label every record with the first record of its component (min-label propagation).
+    """Label every record with the first record of its component, and every identity value
+    with the component its records are in (`hub_labels`).
 
-    An order's lines always share a component (the order joins them), so each order takes part
-    as one node, named by its first line, with the values any of its lines carries: at 1M
-    members that is ~2M orders instead of 4.8M lines, and far fewer edges. Each line then takes
-    its order's label. A component's first record is its first node's, as the order's node is
-    its first line."""
-    duck.execute(
-        """CREATE TABLE nodes AS
-        SELECT idx, CASE WHEN order_id IS NULL THEN idx
-            ELSE min(idx) OVER (PARTITION BY order_id) END AS node
-        FROM records"""
+    The graph: a node per member row, event and whole order (its lines always belong
+    together, so the order takes part as its first line, with the values all its lines carry),
+    an edge from a node to each clean value it carries. scipy's connected components (C, one
+    pass) finds the components; a component's label is its lowest record index."""
+    records_end = _scalar(duck, "SELECT coalesce(max(idx), 0) + 1 FROM records")
+    values_end = _scalar(duck, "SELECT coalesce(max(id), 0) + 1 FROM identities")
+    size = records_end + values_end
+    edges = duck.execute(
+        f"""SELECT node::INTEGER AS node, (identity_id + {records_end})::INTEGER AS value
+        FROM seen WHERE identity_id NOT IN (SELECT id FROM polluted)"""
+    ).fetchnumpy()
+    graph = csr_array(
+        (np.ones(len(edges["node"]), dtype=np.int8), (edges["node"], edges["value"])),
+        shape=(size, size),
+    )
+    del edges
+    _, component = connected_components(graph, directed=False)
+    del graph
+    first = np.full(int(component.max(initial=0)) + 1, size, dtype=np.int64)
+    np.minimum.at(first, component[:records_end], np.arange(records_end, dtype=np.int64))
+    nodes = duck.execute("SELECT idx, node FROM records").fetchnumpy()
+    labels = pa.table(  # noqa: F841 — read by DuckDB
+        {"idx": nodes["idx"], "lab": first[component[nodes["node"]]]}
+    )
+    hubs = first[component[records_end:]]
+    reached = np.flatnonzero(hubs < records_end)
+    hub_labels = pa.table(  # noqa: F841 — read by DuckDB
+        {"id": reached.astype(np.int64), "lab": hubs[reached]}
     )
     duck.execute(
-        """CREATE TABLE edges AS
-        SELECT DISTINCT n.node AS idx, s.identity_id AS hub FROM seen s JOIN nodes n USING (idx)
-        WHERE s.identity_id NOT IN (SELECT id FROM polluted)"""
-    )
-    duck.execute("CREATE TABLE labels AS SELECT DISTINCT node AS idx, node AS lab FROM nodes")
-    while True:
-        duck.execute(
-            """CREATE OR REPLACE TABLE next_labels AS
-            WITH hubs AS (
-                SELECT e.hub, min(l.lab) AS lab FROM edges e JOIN labels l USING (idx)
-                GROUP BY e.hub),
-            reached AS (
-                SELECT e.idx, min(h.lab) AS lab FROM edges e JOIN hubs h USING (hub)
-                GROUP BY e.idx),
-            stepped AS (
-                SELECT l.idx, least(l.lab, coalesce(r.lab, l.lab)) AS lab
-                FROM labels l LEFT JOIN reached r USING (idx))
-            SELECT s.idx, least(s.lab, j.lab) AS lab FROM stepped s JOIN stepped j
-            ON j.idx = s.lab"""
-        )
-        changed = _scalar(
-            duck,
-            "SELECT count(*) FROM next_labels n JOIN labels l USING (idx) WHERE n.lab <> l.lab",
-        )
-        duck.execute("DROP TABLE labels; ALTER TABLE next_labels RENAME TO labels")
-        if changed == 0:
-            break
-    duck.execute(
-        """ALTER TABLE labels RENAME TO node_labels;
-        CREATE TABLE labels AS
-        SELECT n.idx, l.lab FROM nodes n JOIN node_labels l ON l.idx = n.node;
-        DROP TABLE node_labels; DROP TABLE nodes"""
+        "CREATE TABLE labels AS SELECT * FROM labels; "
+        "CREATE TABLE hub_labels AS SELECT * FROM hub_labels"
     )
 
 
@@ -314,7 +301,7 @@ def _merge(
     ).fetchall()
     if not rows:
         return
-    stored, observed, info, indexes = _evidence(duck, sorted({row[0] for row in rows}))
+    stored, observed, info, indexes = _evidence(session, duck, sorted({row[0] for row in rows}))
     for comp, target, member_id in rows:
         via = _shared_value(stored, observed, info, indexes[comp], member_id)
         merge_members(session, survivor=target, merged=member_id, via=via, now=now)
@@ -322,41 +309,71 @@ def _merge(
 
 
 def _evidence(
-    duck: duckdb.DuckDBPyConnection, comps: Sequence[int]
+    session: Session, duck: duckdb.DuckDBPyConnection, comps: Sequence[int]
 ) -> tuple[
     list[_Stored],
     dict[tuple[str, str], list[int]],
     dict[int, tuple[str, str, bool]],
     dict[int, list[int]],
 ]:
-    """The merging components' records and values, shaped as the regroup's explanation reads."""
+    """The merging components' records and values, shaped as the regroup's explanation reads;
+    keys, order ids and values are read back from the store for these few records only."""
     block = pa.table({"comp": pa.array(comps, type=pa.int64())})  # noqa: F841 — read by DuckDB
     kinds = {rank: kind for kind, rank in KIND_RANK.items()}
     records = duck.execute(
-        """SELECT l.lab, r.idx, r.kind_rank, r.key, r.row_id, r.member_id, r.order_id
+        """SELECT l.lab, r.idx, r.kind_rank, r.row_id, r.member_id
         FROM labels l JOIN records r USING (idx) WHERE l.lab IN (SELECT comp FROM block)
         ORDER BY r.idx"""
     ).fetchall()
+    keys = _record_keys(session, [(kinds[rank], row_id) for _, _, rank, row_id, _ in records])
     stored: list[_Stored] = []
     indexes: dict[int, list[int]] = defaultdict(list)
     position: dict[int, int] = {}
-    for comp, idx, rank, key, row_id, member_id, order_id in records:
+    for comp, idx, rank, row_id, member_id in records:
+        key, order_id = keys[(kinds[rank], row_id)]
         position[idx] = len(stored)
         indexes[comp].append(len(stored))
         stored.append(_Stored(kinds[rank], key, row_id, member_id, order_id))
     values = duck.execute(
-        """SELECT s.idx, i.id, i.type, i.value, f.polluted FROM labels l
-        JOIN seen s USING (idx) JOIN identities i ON i.id = s.identity_id
-        JOIN flags f ON f.id = i.id
-        WHERE l.lab IN (SELECT comp FROM block) ORDER BY s.idx, i.id"""
+        """SELECT s.idx, s.identity_id, f.polluted FROM labels l JOIN seen s USING (idx)
+        JOIN flags f ON f.id = s.identity_id
+        WHERE l.lab IN (SELECT comp FROM block) ORDER BY s.idx, s.identity_id"""
     ).fetchall()
+    identity = table_of(Identity)
+    named: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(sorted({row[1] for row in values})):
+        statement = sa.select(identity.c.id, identity.c.type, identity.c.value).where(
+            identity.c.id.in_(chunk)
+        )
+        named.update((row.id, (row.type, row.value)) for row in session.execute(statement))
     observed: dict[tuple[str, str], list[int]] = defaultdict(list)
     info: dict[int, tuple[str, str, bool]] = {}
-    for idx, identity_id, kind, value, polluted in values:
+    for idx, identity_id, polluted in values:
         record = stored[position[idx]]
         observed[(record.kind, record.key)].append(identity_id)
-        info[identity_id] = (kind, value, bool(polluted))
+        info[identity_id] = (*named[identity_id], bool(polluted))
     return stored, observed, info, indexes
+
+
+def _record_keys(
+    session: Session, records: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """(kind, row id) → (record key, order id) as the regroup names records."""
+    sources = {
+        "member": sa.text("SELECT id, record_key, NULL FROM member_records WHERE id IN :ids"),
+        "order": sa.text(
+            "SELECT id, order_id || ':' || line_no, order_id FROM order_lines WHERE id IN :ids"
+        ),
+        "event": sa.text("SELECT id, event_id, NULL FROM events WHERE id IN :ids"),
+    }
+    keys: dict[tuple[str, int], tuple[str, str | None]] = {}
+    for kind, statement in sources.items():
+        row_ids = sorted({row_id for k, row_id in records if k == kind})
+        for chunk in _chunks(row_ids):
+            query = statement.bindparams(sa.bindparam("ids", expanding=True))
+            for row_id, key, order_id in session.execute(query, {"ids": list(chunk)}):
+                keys[(kind, row_id)] = (str(key), order_id)
+    return keys
 
 
 def _move_records(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
@@ -382,12 +399,10 @@ def _move_records(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
 def _move_identities(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
     """Clean values follow their component; merges already moved whole members' values."""
     rows = duck.execute(
-        """SELECT DISTINCT s.identity_id, t.target, i.member_id FROM seen s
-        JOIN labels l USING (idx) JOIN targets t ON t.comp = l.lab
-        JOIN flags f ON f.id = s.identity_id JOIN identities i ON i.id = s.identity_id
-        WHERE NOT f.polluted AND i.member_id <> t.target ORDER BY s.identity_id"""
+        """SELECT i.id, t.target FROM identities i JOIN hub_labels h USING (id)
+        JOIN targets t ON t.comp = h.lab WHERE i.member_id <> t.target ORDER BY i.id"""
     ).fetchall()
-    wanted = {identity_id: target for identity_id, target, _ in rows}
+    wanted = {identity_id: target for identity_id, target in rows}
     owners = _identity_owners(session, wanted)
     changed = [
         {"iid": identity_id, "mid": target}
