@@ -13,6 +13,8 @@ The previous per-record regroup (`regroup(member_ids=None)`) also runs, rolled b
     --keep              keep and reuse the imported store (importing is the slow part)
     --postgres URL      store in a scratch database bench_identity_<N> on that server
     --skip-old          leave out the old regroup (~1.7 GiB and ~40 s at 200k members)
+    --skip-events       import members and orders only (events take the row-by-row path:
+                        hours at 10M; the issue's scale names members and order lines)
 
 Measured 2026-11-23, 2 cores shared with 3 other engineers' benchmarks, seed 7 brands
 (seconds include starting the child process, ~1 s):
@@ -128,12 +130,12 @@ def scratch_database(admin_url: str, name: str) -> str:
     return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def load(brand: Path, folder: Path) -> dict[str, Any]:
+def load(brand: Path, folder: Path, *, events: bool = True) -> dict[str, Any]:
     shutil.rmtree(folder, ignore_errors=True)
     siyu = open_siyu(folder)
     started = time.perf_counter()
     files = (("members", "members.csv"), ("orders", "orders.csv"), ("events", "events.ndjson"))
-    for kind, name in files:
+    for kind, name in files[: 3 if events else 2]:
         ingest_service.import_file(
             session_factory=siyu.session_factory,
             kind=kind,
@@ -201,6 +203,7 @@ def main() -> int:
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/siyu-bench-oneid"))
     parser.add_argument("--keep", action="store_true", help="Keep (and reuse) the imported store.")
     parser.add_argument("--skip-old", action="store_true", help="Do not run the old regroup.")
+    parser.add_argument("--skip-events", action="store_true", help="Import no events.")
     parser.add_argument("--postgres", help="Admin URL: store in database bench_identity_<N>.")
     args = parser.parse_args()
     store = "pg" if args.postgres else "sqlite"
@@ -221,7 +224,7 @@ def main() -> int:
         counts = generate(brand, GenerateRequest(members=args.members))["counts"]
         print(f"brand: {counts['members']:,} members, {counts['order_lines']:,} order lines, "
               f"{counts['events']:,} events (siyu generate, seed 7)")  # fmt: skip
-        loaded, load_s, _ = measured(lambda: load(brand, data))
+        loaded, load_s, _ = measured(lambda: load(brand, data, events=not args.skip_events))
         data.mkdir(parents=True, exist_ok=True)  # (a PostgreSQL store leaves it uncreated)
         (data / "done").write_text(json.dumps(loaded))
         print(f"imported in {load_s:.1f} s (incremental OneID): {loaded['members']:,} members")

@@ -226,17 +226,17 @@ def _components(duck: duckdb.DuckDBPyConnection) -> None:
     del graph
     first = np.full(int(component.max(initial=0)) + 1, size, dtype=np.int64)
     np.minimum.at(first, component[:records_end], np.arange(records_end, dtype=np.int64))
-    nodes = duck.execute("SELECT idx, node FROM records").fetchnumpy()
-    labels = pa.table(  # noqa: F841 — read by DuckDB
-        {"idx": nodes["idx"], "lab": first[component[nodes["node"]]]}
-    )
+    records = duck.execute("SELECT idx, kind_rank, row_id, member_id, node FROM records")
+    columns = records.fetchnumpy()
+    columns["lab"] = first[component[columns.pop("node")]]
+    labelled = pa.table(columns)  # noqa: F841 — read by DuckDB
     hubs = first[component[records_end:]]
     reached = np.flatnonzero(hubs < records_end)
     hub_labels = pa.table(  # noqa: F841 — read by DuckDB
         {"id": reached.astype(np.int64), "lab": hubs[reached]}
     )
     duck.execute(
-        "CREATE TABLE labels AS SELECT * FROM labels; "
+        "CREATE OR REPLACE TABLE records AS SELECT * FROM labelled; "
         "CREATE TABLE hub_labels AS SELECT * FROM hub_labels"
     )
 
@@ -246,11 +246,10 @@ def _targets(
 ) -> dict[int, int]:
     """Each component's member; returns them for the components that need Python (splits)."""
     duck.execute(
-        """CREATE TABLE comps AS
-        SELECT l.lab AS comp, min(r.member_id) AS low FROM labels l JOIN records r USING (idx)
-        GROUP BY l.lab;
-        CREATE TABLE comp_members AS
-        SELECT DISTINCT l.lab AS comp, r.member_id FROM labels l JOIN records r USING (idx);
+        """CREATE TABLE comp_members AS
+        SELECT DISTINCT lab AS comp, member_id FROM records;
+        CREATE TABLE comps AS
+        SELECT comp, min(member_id) AS low FROM comp_members GROUP BY comp;
         CREATE TABLE shared AS
         SELECT member_id FROM comp_members GROUP BY member_id HAVING count(*) > 1;
         CREATE TABLE targets AS
@@ -321,8 +320,8 @@ def _evidence(
     block = pa.table({"comp": pa.array(comps, type=pa.int64())})  # noqa: F841 — read by DuckDB
     kinds = {rank: kind for kind, rank in KIND_RANK.items()}
     records = duck.execute(
-        """SELECT l.lab, r.idx, r.kind_rank, r.row_id, r.member_id
-        FROM labels l JOIN records r USING (idx) WHERE l.lab IN (SELECT comp FROM block)
+        """SELECT r.lab, r.idx, r.kind_rank, r.row_id, r.member_id
+        FROM records r WHERE r.lab IN (SELECT comp FROM block)
         ORDER BY r.idx"""
     ).fetchall()
     keys = _record_keys(session, [(kinds[rank], row_id) for _, _, rank, row_id, _ in records])
@@ -335,9 +334,9 @@ def _evidence(
         indexes[comp].append(len(stored))
         stored.append(_Stored(kinds[rank], key, row_id, member_id, order_id))
     values = duck.execute(
-        """SELECT s.idx, s.identity_id, f.polluted FROM labels l JOIN seen s USING (idx)
+        """SELECT s.idx, s.identity_id, f.polluted FROM records r JOIN seen s USING (idx)
         JOIN flags f ON f.id = s.identity_id
-        WHERE l.lab IN (SELECT comp FROM block) ORDER BY s.idx, s.identity_id"""
+        WHERE r.lab IN (SELECT comp FROM block) ORDER BY s.idx, s.identity_id"""
     ).fetchall()
     identity = table_of(Identity)
     named: dict[int, tuple[str, str]] = {}
@@ -377,15 +376,13 @@ def _record_keys(
 
 
 def _move_records(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
-    tables = ("member_records", "order_lines", "events")
+    moves = duck.execute(
+        """SELECT r.kind_rank, r.row_id, t.target FROM records r JOIN targets t ON t.comp = r.lab
+        WHERE r.member_id <> t.target ORDER BY r.kind_rank, r.row_id"""
+    ).fetchall()
     connection = session.connection()
-    for rank, name in enumerate(tables):
-        rows = duck.execute(
-            """SELECT r.row_id, t.target FROM records r JOIN labels l USING (idx)
-            JOIN targets t ON t.comp = l.lab WHERE r.kind_rank = ? AND r.member_id <> t.target
-            ORDER BY r.row_id""",
-            [rank],
-        ).fetchall()
+    for rank, name in enumerate(("member_records", "order_lines", "events")):
+        rows = [{"rid": rid, "mid": mid} for kind, rid, mid in moves if kind == rank]
         if rows:
             table = sa.table(name, sa.column("id"), sa.column("member_id"))
             statement = (
@@ -393,7 +390,7 @@ def _move_records(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
                 .where(table.c.id == sa.bindparam("rid"))
                 .values(member_id=sa.bindparam("mid"))
             )
-            connection.execute(statement, [{"rid": rid, "mid": mid} for rid, mid in rows])
+            connection.execute(statement, rows)
 
 
 def _move_identities(session: Session, duck: duckdb.DuckDBPyConnection) -> None:

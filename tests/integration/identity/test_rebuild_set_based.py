@@ -151,10 +151,11 @@ def test_a_lower_limit_splits_the_members_a_shared_phone_had_merged(siyu: Siyu) 
 def test_a_copy_in_many_blocks_agrees_and_a_second_rebuild_changes_nothing(
     siyu: Siyu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a brand imported under a limit of 20, and SQLite copies cut into blocks of two rows
+    # Given a brand imported under a limit of 20, and copies cut into blocks of two rows
     # (real blocks are 200k rows: every other test copies each table in one block)
     _given_a_brand(siyu, limit=20)
     monkeypatch.setattr(store_copy, "BLOCK", 2)
+    monkeypatch.setattr(store_copy, "RANGE", 2)  # ADBC reads of two ids (real ones: 2M)
     known, expected, expected_state = _regrouped(siyu, limit=2)
 
     # When the set-based rebuild runs under a limit of 2, then once more
