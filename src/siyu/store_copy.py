@@ -9,7 +9,7 @@ costs 1-3 µs a row and a datetime or Decimal object per field, the bulk of eith
 - PostgreSQL writes CSV with `COPY … TO STDOUT` (same NULL convention); Python only moves bytes.
 - Any other driver: the DB-API cursor's rows, one Arrow block at a time.
 
-`copy_for_update` copies several whole tables for a caller that then writes what it decided
+`read_for_update` reads several whole tables for a caller that then writes what it decided
 (the full OneID rebuild). On an SQLite file the session first takes the write lock, so no other
 writer can commit until it ends and a second connection reads exactly what the session would;
 ADBC connections then read the file straight into Arrow, two ranges of rows at a time on two
@@ -61,6 +61,10 @@ class Source:
     columns: Sequence[Column]
     where: str = "TRUE"
     key: str = "id"
+    # `read_for_update` only: the order rows come in (of columns copied), and an integer column
+    # (ideally an index's first) whose ranges cut the read in pieces (None: one piece)
+    order_by: str | None = None
+    ranges: str | None = None
 
 
 def create_target(duck: duckdb.DuckDBPyConnection, target: str, source: Source) -> None:
@@ -216,42 +220,49 @@ def _naive_utc(values: Sequence[Any]) -> list[Any]:
     ]
 
 
-def copy_for_update(
-    session: Session,
-    duck: duckdb.DuckDBPyConnection,
-    copies: Sequence[tuple[Source, str]],
-    *,
-    workers: int = 2,
-) -> None:
-    """Copy each whole source into its DuckDB table (created here), as the session's
-    transaction sees them, and leave the session holding the store's write lock on SQLite.
+def read_for_update(
+    session: Session, sources: Sequence[Source], *, workers: int = 2
+) -> list[pa.Table]:
+    """Each whole source as one Arrow table, as the session's transaction sees it, leaving the
+    session holding the store's write lock on SQLite. A source with `order_by` comes in that
+    order; a source's `ranges` column cuts its read into pieces.
 
     On an SQLite file whose session has nothing pending, `BEGIN IMMEDIATE` takes the write lock
-    first; read-only ADBC connections then read the file into Arrow in ranges of `RANGE` ids,
-    `workers` at a time (the driver releases the GIL). The driver types a column by its first
-    rows, so every column's SQL there must be non-NULL (coalesce it). Elsewhere each source goes
-    through `copy_rows`."""
-    for source, target in copies:
-        create_target(duck, target, source)
+    first; read-only ADBC connections then read the file into Arrow, `workers` reads at a time
+    (the driver releases the GIL), in ranges of `RANGE` values of a source's `ranges`. The driver
+    types a column by its first rows, so every column's SQL there must be non-NULL (coalesce
+    it). Elsewhere each source goes through `copy_rows` into a scratch DuckDB."""
     path = _sqlite_file(session)
     if path is None or not _lock_for_update(session):
-        for source, target in copies:
-            copy_rows(session, duck, source, target)
-        return
+        return [_read_through_session(session, source) for source in sources]
     reads = [
-        (source, target, low, high)
-        for source, target in copies
+        (number, low, high)
+        for number, source in enumerate(sources)
         for low, high in _ranges(session, source)
     ]
+    reads.sort(key=lambda read: read[1] is not None)  # whole reads (the longest) first
+    pieces: dict[tuple[int, int | None], pa.Table] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        blocks = pool.map(lambda read: (read[0], read[1], _adbc_read(path, *read)), reads)
-        for source, target, block in blocks:
-            casts = ", ".join(f"CAST({c.name} AS {c.type})" for c in source.columns)
-            duck.register("_copied", block)
-            try:
-                duck.execute(f"INSERT INTO {target} SELECT {casts} FROM _copied")
-            finally:
-                duck.unregister("_copied")
+        done = pool.map(lambda read: _adbc_read(path, sources[read[0]], read[1], read[2]), reads)
+        for (number, low, _), table in zip(reads, done, strict=True):
+            pieces[(number, low)] = table
+    return [
+        pa.concat_tables(
+            [pieces[key] for key in sorted(k for k in pieces if k[0] == number)],  # type: ignore[type-var]
+        )
+        for number in range(len(sources))
+    ]
+
+
+def _read_through_session(session: Session, source: Source) -> pa.Table:
+    duck = duckdb.connect()
+    try:
+        create_target(duck, "copied", source)
+        copy_rows(session, duck, source, "copied")
+        order = f" ORDER BY {source.order_by}" if source.order_by else ""
+        return duck.sql(f"SELECT * FROM copied{order}").to_arrow_table()
+    finally:
+        duck.close()
 
 
 def _sqlite_file(session: Session) -> Path | None:
@@ -271,28 +282,34 @@ def _lock_for_update(session: Session) -> bool:
     return True
 
 
-def _ranges(session: Session, source: Source) -> Iterator[tuple[int, int]]:
+def _ranges(session: Session, source: Source) -> Iterator[tuple[int | None, int | None]]:
+    if source.ranges is None:
+        yield None, None
+        return
     cursor = session.connection().connection.cursor()
     try:
-        low, high = cursor.execute(
-            f"SELECT min({source.key}), max({source.key}) FROM {source.table}"
-        ).fetchall()[0]
+        # Two statements: SQLite answers a lone min() or max() from an index's end, but scans
+        # for both at once.
+        (low,), (high,) = (
+            cursor.execute(f"SELECT {end}({source.ranges}) FROM {source.table}").fetchall()[0]
+            for end in ("min", "max")
+        )
     finally:
         cursor.close()
-    if low is None:
+    if low is None:  # empty: one read all the same, for the columns
+        yield None, None
         return
     for start in range(int(low), int(high) + 1, RANGE):
         yield start, start + RANGE - 1
 
 
-def _adbc_read(path: Path, source: Source, target: str, low: int, high: int) -> pa.Table:
+def _adbc_read(path: Path, source: Source, low: int | None, high: int | None) -> pa.Table:
     import adbc_driver_sqlite.dbapi as adbc  # only this path needs the driver
 
     fields = ", ".join(f"{c.expression} AS {c.name}" for c in source.columns)
-    sql = (
-        f"SELECT {fields} FROM {source.table} WHERE ({source.where}) "
-        f"AND {source.key} BETWEEN {low} AND {high}"
-    )
+    cut = "" if low is None else f" AND {source.ranges} BETWEEN {low} AND {high}"
+    order = f" ORDER BY {source.order_by}" if source.order_by else ""
+    sql = f"SELECT {fields} FROM {source.table} WHERE ({source.where}){cut}{order}"
     with adbc.connect(f"{path.as_uri()}?mode=ro") as connection:
         cursor = connection.cursor()
         try:

@@ -1,18 +1,17 @@
-"""`store_copy.copy_for_update`: whole tables copied as the session sees them, for a caller that
+"""`store_copy.read_for_update`: whole tables read as the session sees them, for a caller that
 then writes what it decided (the full OneID rebuild)."""
 
 from __future__ import annotations
 
 import sqlite3
 
-import duckdb
 import pytest
 import sqlalchemy as sa
 
 from siyu import store_copy
 from siyu.bootstrap import Siyu
 from siyu.ingest import service as ingest_service
-from siyu.store_copy import Column, Source, copy_for_update
+from siyu.store_copy import Column, Source, read_for_update
 
 MEMBERS = [{"member_no": f"M{n:03d}", "phone": f"1380013{n:04d}"} for n in range(1, 8)]
 RECORDS = Source(
@@ -22,6 +21,12 @@ RECORDS = Source(
         Column("key", "VARCHAR", "record_key"),
         Column("member_id", "BIGINT"),
     ),
+    ranges="member_id",
+)
+BY_KEY = Source(
+    "member_records",
+    (Column("row_id", "BIGINT", "id"), Column("key", "VARCHAR", "record_key")),
+    order_by="record_key DESC",
 )
 
 
@@ -44,20 +49,30 @@ def _stored(siyu: Siyu) -> list[tuple[int, str, int]]:
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-def test_an_sqlite_file_is_copied_in_id_ranges_as_stored(
+def test_an_sqlite_file_is_read_in_ranges_as_stored(
     sqlite_siyu: Siyu, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given seven member rows, and reads cut into ranges of two ids (real ranges are 2M)
+    # Given seven member rows, and reads cut into ranges of two member ids (real ranges: 2M)
     _import_members(sqlite_siyu)
     monkeypatch.setattr(store_copy, "RANGE", 2)
-    duck = duckdb.connect()
 
     with sqlite_siyu.session_factory() as session:
-        copy_for_update(session, duck, [(RECORDS, "records")])
+        (records,) = read_for_update(session, [RECORDS])
         session.rollback()
 
-    copied = duck.execute("SELECT row_id, key, member_id FROM records ORDER BY row_id").fetchall()
-    assert copied == _stored(sqlite_siyu)
+    read = sorted(zip(*records.to_pydict().values(), strict=True))
+    assert read == _stored(sqlite_siyu)
+
+
+def test_a_source_with_an_order_comes_in_that_order(sqlite_siyu: Siyu) -> None:
+    _import_members(sqlite_siyu)
+
+    with sqlite_siyu.session_factory() as session:
+        (keys,) = read_for_update(session, [BY_KEY])
+        session.rollback()
+
+    stored = sorted((key for _, key, _ in _stored(sqlite_siyu)), reverse=True)
+    assert keys.column("key").to_pylist() == stored
 
 
 def test_the_session_holds_the_write_lock_until_it_ends_so_nothing_commits_in_between(
@@ -68,7 +83,7 @@ def test_the_session_holds_the_write_lock_until_it_ends_so_nothing_commits_in_be
     assert path is not None
     other = sqlite3.connect(path, timeout=0)
     with sqlite_siyu.session_factory() as session:
-        copy_for_update(session, duckdb.connect(), [(RECORDS, "records")])
+        read_for_update(session, [RECORDS])
 
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute("UPDATE members SET updated_at = updated_at")
@@ -84,16 +99,17 @@ def test_a_session_that_already_wrote_copies_its_own_uncommitted_rows(sqlite_siy
     _import_members(sqlite_siyu)
     first_id, _, first_member = _stored(sqlite_siyu)[0]
     last_member = _stored(sqlite_siyu)[-1][2]
-    duck = duckdb.connect()
 
     with sqlite_siyu.session_factory() as session:
         session.execute(
             sa.text("UPDATE member_records SET member_id = :m WHERE id = :id"),
             {"m": last_member, "id": first_id},
         )
-        copy_for_update(session, duck, [(RECORDS, "records")])
+        (records,) = read_for_update(session, [RECORDS])
         session.rollback()
 
-    # Then the copy (through the session itself, not a second connection) has the move
-    moved = duck.execute("SELECT member_id FROM records WHERE row_id = ?", [first_id]).fetchall()
-    assert moved == [(last_member,)] != [(first_member,)]
+    # Then the read (through the session itself, not a second connection) has the move
+    owners = dict(
+        zip(records.column("row_id").to_pylist(), records.column("member_id").to_pylist())
+    )
+    assert owners[first_id] == last_member != first_member

@@ -74,6 +74,13 @@ class Identity(Base):
             sqlite_where=text("released_at IS NULL"),
             postgresql_where=text("released_at IS NULL"),
         ),
+        # The few polluted values, found without reading every identity row (OneID rebuild).
+        Index(
+            "ix_identities_polluted",
+            "id",
+            sqlite_where=text("polluted"),
+            postgresql_where=text("polluted"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

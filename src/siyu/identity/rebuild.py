@@ -4,7 +4,7 @@ Same rules and same result as `regroup(member_ids=None, recompute_pollution=True
 rule 6), computed in bulk instead of per record in Python:
 
 1. Member rows, order lines (with their evidence columns), events, observations and identities
-   are copied out of the store with one scan each (`siyu.store_copy.copy_for_update`: on an
+   are copied out of the store with one scan each (`siyu.store_copy.read_for_update`: on an
    SQLite file, read straight into Arrow by ADBC on two cores while the session holds the
    write lock; elsewhere CSV built by the store) into a private in-memory DuckDB, not the
    warehouse. Only integers and the keys that join observations to records are copied; the
@@ -31,11 +31,13 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
@@ -51,73 +53,82 @@ from siyu.identity.regroup import (
     _Stored,
 )
 from siyu.identity.regroup import _recount_pollution as recount_pollution
-from siyu.store_copy import Column, Source, copy_for_update
+from siyu.store_copy import Column, Source, read_for_update
 
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
 _NO_ID = "0"  # an order line's evidence column without a value (ids start at 1)
-_COPIES = (
-    (
-        Source(
-            "member_records",
-            (
-                Column("row_id", "BIGINT", "id"),
-                Column("key", "VARCHAR", "record_key"),
-                Column("member_id", "BIGINT"),
-            ),
-        ),
-        "member_rows",
-    ),
-    (
-        Source(
-            "order_lines",
-            (
-                Column("row_id", "BIGINT", "id"),
-                Column("order_id", "VARCHAR"),
-                Column("member_id", "BIGINT"),
-                *(
-                    Column(f"evidence_{n}", "BIGINT", f"coalesce({name}_identity_id, {_NO_ID})")
-                    for n, name in enumerate(("member_no", "phone", "unionid"))
-                ),
-            ),
-        ),
-        "line_rows",
-    ),
-    (
-        Source(
-            "events",
-            (
-                Column("row_id", "BIGINT", "id"),
-                Column("key", "VARCHAR", "event_id"),
-                Column("member_id", "BIGINT"),
-            ),
-            where="member_id IS NOT NULL",
-        ),
-        "event_rows",
-    ),
-    (
-        Source(
-            "identity_observations",
-            (
-                Column("kind", "VARCHAR", "record_kind"),
-                Column("key", "VARCHAR", "record_key"),
-                Column("identity_id", "BIGINT"),
-            ),
-            where="record_kind <> 'order'",  # lines keep their values in their own columns
-        ),
-        "observations",
-    ),
-    (
-        Source(
-            "identities",
-            (
-                Column("id", "BIGINT"),
-                Column("member_id", "BIGINT"),
-                Column("polluted", "TINYINT", "CASE WHEN polluted THEN 1 ELSE 0 END"),
-            ),
-        ),
-        "identities",
-    ),
+_ROW_ID = Column("row_id", "BIGINT", "id")
+# What the rebuild reads, each (on SQLite) from an index that holds it: the rows themselves
+# are ~4x wider (ADR 0006).
+_ORDERS = Source(  # the (order_id, line_no) unique index, in its order: orders come grouped
+    "order_lines",
+    (_ROW_ID, Column("order_id", "VARCHAR"), Column("line_no", "BIGINT")),
+    order_by="order_id, line_no",
 )
+_LINES = Source(  # ix_order_lines_member_paid, which holds the evidence ids too
+    "order_lines",
+    (
+        _ROW_ID,
+        Column("member_id", "BIGINT"),
+        *(
+            Column(f"evidence_{n}", "BIGINT", f"coalesce({name}_identity_id, {_NO_ID})")
+            for n, name in enumerate(("member_no", "phone", "unionid"))
+        ),
+    ),
+    ranges="member_id",
+)
+_MEMBER_KEYS = Source("member_records", (_ROW_ID, Column("key", "VARCHAR", "record_key")))
+_MEMBER_ROWS = Source(
+    "member_records", (_ROW_ID, Column("member_id", "BIGINT")), ranges="member_id"
+)
+_EVENTS = Source(
+    "events",
+    (_ROW_ID, Column("key", "VARCHAR", "event_id"), Column("member_id", "BIGINT")),
+    where="member_id IS NOT NULL",
+)
+_OBSERVATIONS = Source(
+    "identity_observations",
+    (
+        Column("kind", "VARCHAR", "record_kind"),
+        Column("key", "VARCHAR", "record_key"),
+        Column("identity_id", "BIGINT"),
+    ),
+    where="record_kind <> 'order'",  # lines keep their values in their own columns
+    ranges="identity_id",
+)
+_IDENTITIES = Source(
+    "identities", (Column("id", "BIGINT"), Column("member_id", "BIGINT")), ranges="member_id"
+)
+_FLAGGED = Source("identities", (Column("id", "BIGINT"),), where="polluted")
+_SOURCES = (
+    _ORDERS,
+    _LINES,
+    _MEMBER_KEYS,
+    _MEMBER_ROWS,
+    _EVENTS,
+    _OBSERVATIONS,
+    _IDENTITIES,
+    _FLAGGED,
+)
+
+
+@dataclass
+class _Graph:
+    """Records as arrays: idx = the kind's offset + the row's id, the offsets stacking member
+    rows, order lines and events (the regroup's order, so ties break alike; deleted rows leave
+    gaps, which are harmless). A node is the record itself, or for an order line its order's
+    first line; `sources`/`values` are the edges node → identity id."""
+
+    records_end: int
+    values_end: int
+    idx: np.ndarray
+    node: np.ndarray
+    kind_rank: np.ndarray
+    row_id: np.ndarray
+    member_id: np.ndarray
+    sources: np.ndarray
+    values: np.ndarray
+    flagged: set[int]
 
 
 def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> RegroupOutcome:
@@ -128,10 +139,11 @@ def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> Regr
         # At tens of millions of records the copy outgrows memory: let DuckDB spill, not fail.
         duck.execute("SET preserve_insertion_order = false")
         duck.execute("SET temp_directory = ?", [scratch.name])
-        _load(session, duck)
-        outcome = RegroupOutcome(records=_scalar(duck, "SELECT count(*) FROM records"))
-        outcome.polluted = _recount_pollution(session, duck, max_member_nos)
-        _components(duck)
+        graph = _load(session, duck)
+        outcome = RegroupOutcome(records=len(graph.idx))
+        outcome.polluted = _recount_pollution(session, duck, graph.flagged, max_member_nos)
+        _components(duck, graph)
+        del graph
         targets = _targets(session, duck, now, outcome)
         _merge(session, duck, targets, now, outcome)
         _move_records(session, duck)
@@ -143,102 +155,174 @@ def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> Regr
 
 
 def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = duck.execute(sql).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    rows = duck.execute(sql).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
-def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
-    """Records numbered without a sort: idx = the kind's offset + the row's id, the offsets
-    stacking member rows, order lines and events (the regroup's order, so ties break alike;
-    deleted rows leave gaps, which are harmless). `seen` holds each record's values."""
-    copy_for_update(session, duck, _COPIES)
-    lines_at = _scalar(duck, "SELECT coalesce(max(row_id), 0) + 1 FROM member_rows")
-    events_at = lines_at + _scalar(duck, "SELECT coalesce(max(row_id), 0) + 1 FROM line_rows")
-    order = KIND_RANK["order"]
-    duck.execute(
-        f"""CREATE TABLE lines AS
-        SELECT row_id + {lines_at} AS idx, min(row_id) OVER (PARTITION BY order_id)
-            + {lines_at} AS node, row_id, member_id, evidence_0, evidence_1, evidence_2
-        FROM line_rows;
-        DROP TABLE line_rows;
-        CREATE TABLE records AS
-        SELECT row_id AS idx, {KIND_RANK["member"]}::TINYINT AS kind_rank, row_id, member_id,
-            row_id AS node FROM member_rows
-        UNION ALL SELECT idx, {order}::TINYINT, row_id, member_id, node FROM lines
-        UNION ALL SELECT row_id + {events_at}, {KIND_RANK["event"]}::TINYINT, row_id,
-            member_id, row_id + {events_at} FROM event_rows;
-        CREATE TABLE seen AS
-        SELECT m.row_id AS idx, m.row_id AS node, o.identity_id FROM observations o
-        JOIN member_rows m ON o.kind = 'member' AND m.key = o.key
-        UNION ALL
-        SELECT e.row_id + {events_at}, e.row_id + {events_at}, o.identity_id FROM observations o
-        JOIN event_rows e ON o.kind = 'event' AND e.key = o.key
-        UNION ALL
-        SELECT idx, node, identity_id FROM (
-            UNPIVOT lines ON evidence_0, evidence_1, evidence_2 INTO NAME slot VALUE identity_id)
-        WHERE identity_id <> {_NO_ID};
-        DROP TABLE lines; DROP TABLE observations; DROP TABLE member_rows; DROP TABLE event_rows"""
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_numpy(), dtype=np.int64)
+
+
+def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> _Graph:
+    """Read the store; `seen` (DuckDB) keeps member rows' and events' values, `line_values`
+    the lines' evidence, `identities` each value's member — for the steps after components."""
+    orders, lines, member_keys, member_rows, events, observations, identities, flagged = (
+        read_for_update(session, _SOURCES)
+    )
+    member_row_ids = _column(member_rows, "row_id")
+    line_row_ids = _column(lines, "row_id")
+    event_row_ids = _column(events, "row_id")
+    lines_at = int(member_row_ids.max(initial=0)) + 1
+    events_at = lines_at + int(line_row_ids.max(initial=0)) + 1
+    records_end = events_at + int(event_row_ids.max(initial=0)) + 1
+    first_line = _first_lines(orders, size=events_at - lines_at)
+    del orders
+    for name, table in (
+        ("member_keys", member_keys),
+        ("event_keys", events),
+        ("observations", observations),
+        ("identity_rows", identities),
+    ):
+        duck.register(name, table)
+    try:
+        duck.execute(
+            f"""CREATE TABLE seen AS
+            SELECT m.row_id AS idx, o.identity_id FROM observations o
+            JOIN member_keys m ON o.kind = 'member' AND m.key = o.key
+            UNION ALL
+            SELECT e.row_id + {events_at}, o.identity_id FROM observations o
+            JOIN event_keys e ON o.kind = 'event' AND e.key = o.key;
+            CREATE TABLE identities AS SELECT id, member_id FROM identity_rows"""
+        )
+    finally:
+        for name in ("member_keys", "event_keys", "observations", "identity_rows"):
+            duck.unregister(name)
+    del member_keys, observations, identities
+    line_idx = line_row_ids + lines_at
+    line_node = first_line[line_row_ids] + lines_at
+    del first_line
+    evidence = [_column(lines, f"evidence_{n}") for n in range(3)]
+    _create_table(
+        duck,
+        "line_values",
+        pa.table({"idx": line_idx, **{f"evidence_{n}": e for n, e in enumerate(evidence)}}),
+    )
+    seen = duck.execute("SELECT idx, identity_id FROM seen").fetchnumpy()
+    values = np.concatenate([np.asarray(seen["identity_id"], dtype=np.int64), *evidence])
+    event_idx = event_row_ids + events_at
+    return _Graph(
+        records_end=records_end,
+        values_end=int(values.max(initial=0)) + 1,
+        idx=np.concatenate([member_row_ids, line_idx, event_idx]),
+        node=np.concatenate([member_row_ids, line_node, event_idx]),
+        kind_rank=np.concatenate(
+            [
+                np.full(len(member_row_ids), KIND_RANK["member"], dtype=np.int8),
+                np.full(len(line_row_ids), KIND_RANK["order"], dtype=np.int8),
+                np.full(len(event_row_ids), KIND_RANK["event"], dtype=np.int8),
+            ]
+        ),
+        row_id=np.concatenate([member_row_ids, line_row_ids, event_row_ids]),
+        member_id=np.concatenate(
+            [
+                _column(member_rows, "member_id"),
+                _column(lines, "member_id"),
+                _column(events, "member_id"),
+            ]
+        ),
+        sources=np.concatenate([np.asarray(seen["idx"], dtype=np.int64), *[line_node] * 3]),
+        values=values,
+        flagged=set(_column(flagged, "id").tolist()),
     )
 
 
-def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> int:
+def _first_lines(orders: pa.Table, *, size: int) -> np.ndarray:
+    """Each order line's order's first line (lowest id), by line id: `orders` comes sorted by
+    order id, so an order is a run of equal order ids."""
+    first = np.zeros(size, dtype=np.int64)
+    if orders.num_rows == 0:
+        return first
+    row_ids = _column(orders, "row_id")
+    order_ids = orders.column("order_id")
+    starts = np.flatnonzero(
+        np.concatenate(
+            [[True], pc.not_equal(order_ids[1:], order_ids[:-1]).to_numpy(zero_copy_only=False)]
+        )
+    )
+    lengths = np.diff(np.append(starts, len(row_ids)))
+    first[row_ids] = np.repeat(np.minimum.reduceat(row_ids, starts), lengths)
+    return first
+
+
+def _recount_pollution(
+    session: Session, duck: duckdb.DuckDBPyConnection, flagged: set[int], limit: int
+) -> int:
     """A value seen with more than `limit` member_nos (`identity_member_nos`) is polluted:
-    one GROUP BY in the store, over the pairs' primary key."""
-    polluted = pa.table(  # noqa: F841 — read by DuckDB
-        {"id": pa.array(sorted(recount_pollution(session, limit)), type=pa.int64())}
-    )
-    duck.execute(
-        """CREATE TABLE polluted AS SELECT id FROM polluted;
-        CREATE TABLE flags AS SELECT i.id, p.id IS NOT NULL AS polluted, i.polluted = 1 AS was
-        FROM identities i LEFT JOIN polluted p USING (id)"""
-    )
+    one GROUP BY in the store, over the pairs' primary key. Only flipped flags are written."""
+    polluted = recount_pollution(session, limit)
+    _create_table(duck, "polluted", pa.table({"id": pa.array(sorted(polluted), type=pa.int64())}))
     table = table_of(Identity)
-    for flag in (True, False):
-        rows = duck.execute(
-            "SELECT id FROM flags WHERE polluted = ? AND was <> ? ORDER BY id", [flag, flag]
-        ).fetchall()
-        for chunk in _chunks([row[0] for row in rows]):
+    for flag, ids in ((True, polluted - flagged), (False, flagged - polluted)):
+        for chunk in _chunks(sorted(ids)):
             session.execute(sa.update(table).where(table.c.id.in_(chunk)).values(polluted=flag))
-    return _scalar(duck, "SELECT count(*) FROM polluted")
+    return len(polluted)
 
 
-def _components(duck: duckdb.DuckDBPyConnection) -> None:
-    """Label every record with the first record of its component, and every identity value
-    with the component its records are in (`hub_labels`).
+def _components(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> None:
+    """Label every record with the first record of its component (`records`), and every
+    identity value with the component its records are in (`hub_labels`).
 
     The graph: a node per member row, event and whole order (its lines always belong
     together, so the order takes part as its first line, with the values all its lines carry),
     an edge from a node to each clean value it carries. scipy's connected components (C, one
     pass) finds the components; a component's label is its lowest record index."""
-    records_end = _scalar(duck, "SELECT coalesce(max(idx), 0) + 1 FROM records")
-    values_end = _scalar(duck, "SELECT coalesce(max(id), 0) + 1 FROM identities")
-    size = records_end + values_end
-    edges = duck.execute(
-        f"""SELECT node::INTEGER AS node, (identity_id + {records_end})::INTEGER AS value
-        FROM seen WHERE identity_id NOT IN (SELECT id FROM polluted)"""
-    ).fetchnumpy()
-    graph = csr_array(
-        (np.ones(len(edges["node"]), dtype=np.int8), (edges["node"], edges["value"])),
+    records_end, size = graph.records_end, graph.records_end + graph.values_end
+    clean = np.ones(graph.values_end, dtype=bool)
+    clean[0] = False  # a line's evidence column without a value
+    clean[[v for v in _polluted_ids(duck) if v < graph.values_end]] = False
+    kept = clean[graph.values]
+    edges = csr_array(
+        (
+            np.ones(int(kept.sum()), dtype=np.int8),
+            (
+                graph.sources[kept].astype(np.int32),
+                (graph.values[kept] + records_end).astype(np.int32),
+            ),
+        ),
         shape=(size, size),
     )
+    del kept
+    _, component = connected_components(edges, directed=False)
     del edges
-    _, component = connected_components(graph, directed=False)
-    del graph
     first = np.full(int(component.max(initial=0)) + 1, size, dtype=np.int64)
     np.minimum.at(first, component[:records_end], np.arange(records_end, dtype=np.int64))
-    records = duck.execute("SELECT idx, kind_rank, row_id, member_id, node FROM records")
-    columns = records.fetchnumpy()
-    columns["lab"] = first[component[columns.pop("node")]]
-    labelled = pa.table(columns)  # noqa: F841 — read by DuckDB
+    records = pa.table(
+        {
+            "idx": graph.idx,
+            "kind_rank": graph.kind_rank,
+            "row_id": graph.row_id,
+            "member_id": graph.member_id,
+            "lab": first[component[graph.node]],
+        }
+    )
+    _create_table(duck, "records", records)
     hubs = first[component[records_end:]]
     reached = np.flatnonzero(hubs < records_end)
-    hub_labels = pa.table(  # noqa: F841 — read by DuckDB
-        {"id": reached.astype(np.int64), "lab": hubs[reached]}
+    _create_table(
+        duck, "hub_labels", pa.table({"id": reached.astype(np.int64), "lab": hubs[reached]})
     )
-    duck.execute(
-        "CREATE OR REPLACE TABLE records AS SELECT * FROM labelled; "
-        "CREATE TABLE hub_labels AS SELECT * FROM hub_labels"
-    )
+
+
+def _polluted_ids(duck: duckdb.DuckDBPyConnection) -> list[int]:
+    return [int(row[0]) for row in duck.execute("SELECT id FROM polluted").fetchall()]
+
+
+def _create_table(duck: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
+    duck.register("_rows", rows)
+    try:
+        duck.execute(f"CREATE TABLE {name} AS SELECT * FROM _rows")
+    finally:
+        duck.unregister("_rows")
 
 
 def _targets(
@@ -274,10 +358,9 @@ def _targets(
         taken.add(target)
         chosen[comp] = target
     if chosen:
-        block = pa.table(  # noqa: F841 — read by DuckDB
-            {"comp": list(chosen), "target": list(chosen.values())}
-        )
-        duck.execute("INSERT INTO targets SELECT * FROM block")
+        block = pa.table({"comp": list(chosen), "target": list(chosen.values())})
+        _create_table(duck, "chosen", block)
+        duck.execute("INSERT INTO targets SELECT * FROM chosen")
     return chosen
 
 
@@ -317,7 +400,8 @@ def _evidence(
 ]:
     """The merging components' records and values, shaped as the regroup's explanation reads;
     keys, order ids and values are read back from the store for these few records only."""
-    block = pa.table({"comp": pa.array(comps, type=pa.int64())})  # noqa: F841 — read by DuckDB
+    duck.execute("DROP TABLE IF EXISTS block")
+    _create_table(duck, "block", pa.table({"comp": pa.array(comps, type=pa.int64())}))
     kinds = {rank: kind for kind, rank in KIND_RANK.items()}
     records = duck.execute(
         """SELECT r.lab, r.idx, r.kind_rank, r.row_id, r.member_id
@@ -334,9 +418,16 @@ def _evidence(
         indexes[comp].append(len(stored))
         stored.append(_Stored(kinds[rank], key, row_id, member_id, order_id))
     values = duck.execute(
-        """SELECT s.idx, s.identity_id, f.polluted FROM records r JOIN seen s USING (idx)
-        JOIN flags f ON f.id = s.identity_id
-        WHERE r.lab IN (SELECT comp FROM block) ORDER BY s.idx, s.identity_id"""
+        f"""WITH mine AS (SELECT idx FROM records WHERE lab IN (SELECT comp FROM block)),
+        held AS (
+            SELECT idx, identity_id FROM seen WHERE idx IN (SELECT idx FROM mine)
+            UNION ALL
+            SELECT idx, identity_id FROM (
+                UNPIVOT (SELECT * FROM line_values WHERE idx IN (SELECT idx FROM mine))
+                ON evidence_0, evidence_1, evidence_2 INTO NAME slot VALUE identity_id)
+            WHERE identity_id <> {_NO_ID})
+        SELECT h.idx, h.identity_id, h.identity_id IN (SELECT id FROM polluted)
+        FROM held h ORDER BY h.idx, h.identity_id"""
     ).fetchall()
     identity = table_of(Identity)
     named: dict[int, tuple[str, str]] = {}

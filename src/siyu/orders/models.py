@@ -23,7 +23,15 @@ class OrderLine(Base):
     __tablename__ = "order_lines"
     __table_args__ = (
         UniqueConstraint("order_id", "line_no"),
-        Index("ix_order_lines_member_paid", "member_id", "paid_at"),
+        # The evidence ids ride along so the full OneID rebuild reads this index, not the rows.
+        Index(
+            "ix_order_lines_member_paid",
+            "member_id",
+            "paid_at",
+            "member_no_identity_id",
+            "phone_identity_id",
+            "unionid_identity_id",
+        ),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint("status IN ('paid', 'refunded')", name="status_known"),
     )
