@@ -109,7 +109,6 @@ def test_a_session_that_already_wrote_copies_its_own_uncommitted_rows(sqlite_siy
         session.rollback()
 
     # Then the read (through the session itself, not a second connection) has the move
-    owners = dict(
-        zip(records.column("row_id").to_pylist(), records.column("member_id").to_pylist())
-    )
+    row_ids, members = records.column("row_id").to_pylist(), records.column("member_id").to_pylist()
+    owners = dict(zip(row_ids, members, strict=True))
     assert owners[first_id] == last_member != first_member
