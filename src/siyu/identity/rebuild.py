@@ -52,7 +52,6 @@ from siyu.identity.regroup import (
     _shared_value,
     _Stored,
 )
-from siyu.identity.regroup import _recount_pollution as recount_pollution
 from siyu.store_copy import Column, Source, read_for_update
 
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
@@ -100,6 +99,18 @@ _IDENTITIES = Source(
     "identities", (Column("id", "BIGINT"), Column("member_id", "BIGINT")), ranges="member_id"
 )
 _FLAGGED = Source("identities", (Column("id", "BIGINT"),), where="polluted")
+
+
+def _recount(limit: int) -> Source:
+    """The values seen with more than `limit` member_nos, counted by the store over the pairs'
+    primary key (the regroup's pollution rule), read alongside everything else."""
+    return Source(
+        f"""(SELECT identity_id AS id FROM identity_member_nos GROUP BY identity_id
+        HAVING count(*) > {int(limit)}) AS recount""",
+        (Column("id", "BIGINT"),),
+    )
+
+
 _SOURCES = (
     _ORDERS,
     _LINES,
@@ -129,6 +140,7 @@ class _Graph:
     sources: np.ndarray
     values: np.ndarray
     flagged: set[int]
+    polluted: set[int]
 
 
 def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> RegroupOutcome:
@@ -139,9 +151,9 @@ def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> Regr
         # At tens of millions of records the copy outgrows memory: let DuckDB spill, not fail.
         duck.execute("SET preserve_insertion_order = false")
         duck.execute("SET temp_directory = ?", [scratch.name])
-        graph = _load(session, duck)
+        graph = _load(session, duck, max_member_nos)
         outcome = RegroupOutcome(records=len(graph.idx))
-        outcome.polluted = _recount_pollution(session, duck, graph.flagged, max_member_nos)
+        outcome.polluted = _recount_pollution(session, duck, graph)
         _components(duck, graph)
         del graph
         targets = _targets(session, duck, now, outcome)
@@ -163,11 +175,11 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table.column(name).to_numpy(), dtype=np.int64)
 
 
-def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> _Graph:
+def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Graph:
     """Read the store; `seen` (DuckDB) keeps member rows' and events' values, `line_values`
     the lines' evidence, `identities` each value's member — for the steps after components."""
-    orders, lines, member_keys, member_rows, events, observations, identities, flagged = (
-        read_for_update(session, _SOURCES)
+    orders, lines, member_keys, member_rows, events, observations, identities, flagged, recount = (
+        read_for_update(session, (*_SOURCES, _recount(limit)))
     )
     member_row_ids = _column(member_rows, "row_id")
     line_row_ids = _column(lines, "row_id")
@@ -233,6 +245,7 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection) -> _Graph:
         sources=np.concatenate([np.asarray(seen["idx"], dtype=np.int64), *[line_node] * 3]),
         values=values,
         flagged=set(_column(flagged, "id").tolist()),
+        polluted=set(_column(recount, "id").tolist()),
     )
 
 
@@ -254,12 +267,10 @@ def _first_lines(orders: pa.Table, *, size: int) -> np.ndarray:
     return first
 
 
-def _recount_pollution(
-    session: Session, duck: duckdb.DuckDBPyConnection, flagged: set[int], limit: int
-) -> int:
-    """A value seen with more than `limit` member_nos (`identity_member_nos`) is polluted:
-    one GROUP BY in the store, over the pairs' primary key. Only flipped flags are written."""
-    polluted = recount_pollution(session, limit)
+def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, graph: _Graph) -> int:
+    """Write the pollution flags that flip (`graph.polluted` is the recount); `polluted` lists
+    the values the rest of the rebuild leaves out."""
+    polluted, flagged = graph.polluted, graph.flagged
     _create_table(duck, "polluted", pa.table({"id": pa.array(sorted(polluted), type=pa.int64())}))
     table = table_of(Identity)
     for flag, ids in ((True, polluted - flagged), (False, flagged - polluted)):
@@ -279,7 +290,7 @@ def _components(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> None:
     records_end, size = graph.records_end, graph.records_end + graph.values_end
     clean = np.ones(graph.values_end, dtype=bool)
     clean[0] = False  # a line's evidence column without a value
-    clean[[v for v in _polluted_ids(duck) if v < graph.values_end]] = False
+    clean[[v for v in graph.polluted if v < graph.values_end]] = False
     kept = clean[graph.values]
     edges = csr_array(
         (
@@ -311,10 +322,6 @@ def _components(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> None:
     _create_table(
         duck, "hub_labels", pa.table({"id": reached.astype(np.int64), "lab": hubs[reached]})
     )
-
-
-def _polluted_ids(duck: duckdb.DuckDBPyConnection) -> list[int]:
-    return [int(row[0]) for row in duck.execute("SELECT id FROM polluted").fetchall()]
 
 
 def _create_table(duck: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
