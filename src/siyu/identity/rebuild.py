@@ -63,6 +63,7 @@ _ORDERS = Source(  # the (order_id, line_no) unique index, in its order: orders 
     "order_lines",
     (_ROW_ID, Column("order_id", "VARCHAR"), Column("line_no", "BIGINT")),
     order_by="order_id, line_no",
+    ranges="order_id",
 )
 _LINES = Source(  # ix_order_lines_member_paid, which holds the evidence ids too
     "order_lines",
