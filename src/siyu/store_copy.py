@@ -231,7 +231,8 @@ def read_for_update(
     On an SQLite file whose session has nothing pending, `BEGIN IMMEDIATE` takes the write lock
     first; read-only ADBC connections then read the file into Arrow, `workers` reads at a time
     (the driver releases the GIL; four, not two, on two cores: a store larger than memory keeps
-    readers waiting on the disk — 10M members: 27-29 s with four, 34 s with two), a source with `ranges` in pieces of about `RANGE` rows (its
+    readers waiting on the disk — 10M members: 27-29 s with four, 34 s with two), a source
+    with `ranges` in pieces of about `RANGE` rows (its
     `ranges` column must be NOT NULL). The driver types a column by its first rows, so every
     column's SQL there must be non-NULL too (coalesce it). Elsewhere each source goes through
     `copy_rows` into a scratch DuckDB."""
