@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -222,7 +222,11 @@ def _naive_utc(values: Sequence[Any]) -> list[Any]:
 
 
 def read_for_update(
-    session: Session, sources: Sequence[Source], *, workers: int = 4
+    session: Session,
+    sources: Sequence[Source],
+    *,
+    reshape: Mapping[int, Callable[[pa.Table], pa.Table]] | None = None,
+    workers: int = 4,
 ) -> list[pa.Table]:
     """Each whole source as one Arrow table, as the session's transaction sees it, leaving the
     session holding the store's write lock on SQLite. A source with `order_by` comes in that
@@ -235,10 +239,13 @@ def read_for_update(
     with `ranges` in pieces of about `RANGE` rows (its
     `ranges` column must be NOT NULL). The driver types a column by its first rows, so every
     column's SQL there must be non-NULL too (coalesce it). Elsewhere each source goes through
-    `copy_rows` into a scratch DuckDB."""
+    `copy_rows` into a scratch DuckDB. `reshape[n]` maps each piece of source n as it is read
+    (on the reading thread), so work per piece overlaps the reads."""
+    shapes = reshape or {}
     path = _sqlite_file(session)
     if path is None or not _lock_for_update(session):
-        return [_read_through_session(session, source) for source in sources]
+        tables = [_read_through_session(session, source) for source in sources]
+        return [shapes.get(n, _same)(table) for n, table in enumerate(tables)]
     reads = [
         (number, piece, bounds)
         for number, source in enumerate(sources)
@@ -246,13 +253,20 @@ def read_for_update(
     ]
     pieces: dict[tuple[int, int], pa.Table] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = pool.map(lambda read: _adbc_read(path, sources[read[0]], *read[2]), reads)
+        done = pool.map(
+            lambda read: shapes.get(read[0], _same)(_adbc_read(path, sources[read[0]], *read[2])),
+            reads,
+        )
         for (number, piece, _), table in zip(reads, done, strict=True):
             pieces[(number, piece)] = table
     return [
         pa.concat_tables([pieces[key] for key in sorted(k for k in pieces if k[0] == number)])
         for number in range(len(sources))
     ]
+
+
+def _same(table: pa.Table) -> pa.Table:
+    return table
 
 
 def _read_through_session(session: Session, source: Source) -> pa.Table:
@@ -338,6 +352,8 @@ def _adbc_read(path: Path, source: Source, low: Bound, high: Bound) -> pa.Table:
             # Two readers opening a WAL file at once can find its read marks busy for a moment.
             cursor.execute("PRAGMA busy_timeout = 30000")
             cursor.fetchall()
+            # Arrow batches of 64k rows, not the driver's 1k: fewer chunks for every later step.
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
             cursor.execute(sql)
             return cursor.fetch_arrow_table()
         finally:

@@ -125,23 +125,37 @@ _SOURCES = (
 
 
 @dataclass
+class _Part:
+    """One kind of record as arrays: idx = `offset` + row id, the offsets stacking member rows,
+    order lines and events (the regroup's order, so ties break alike; deleted rows leave gaps,
+    which are harmless). A node is the record itself, or for an order line its order's first
+    line."""
+
+    kind_rank: int
+    offset: int
+    row_id: np.ndarray
+    node: np.ndarray
+    member_id: np.ndarray
+    lab: np.ndarray | None = None  # the first record of its component, once known
+
+
+@dataclass
 class _Graph:
-    """Records as arrays: idx = the kind's offset + the row's id, the offsets stacking member
-    rows, order lines and events (the regroup's order, so ties break alike; deleted rows leave
-    gaps, which are harmless). A node is the record itself, or for an order line its order's
-    first line; `sources`/`values` are the edges node → identity id."""
+    """The records, the edges node → identity id (`sources`, `values`), each value's current
+    member (`owner`, -1 for none) and the pollution flags as stored and as recounted."""
 
     records_end: int
     values_end: int
-    idx: np.ndarray
-    node: np.ndarray
-    kind_rank: np.ndarray
-    row_id: np.ndarray
-    member_id: np.ndarray
+    parts: list[_Part]
     sources: np.ndarray
     values: np.ndarray
+    owner: np.ndarray
     flagged: set[int]
     polluted: set[int]
+
+    @property
+    def records(self) -> int:
+        return sum(len(part.row_id) for part in self.parts)
 
 
 def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> RegroupOutcome:
@@ -153,14 +167,14 @@ def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> Regr
         duck.execute("SET preserve_insertion_order = false")
         duck.execute("SET temp_directory = ?", [scratch.name])
         graph = _load(session, duck, max_member_nos)
-        outcome = RegroupOutcome(records=len(graph.idx))
+        outcome = RegroupOutcome(records=graph.records)
         outcome.polluted = _recount_pollution(session, duck, graph)
-        _components(duck, graph)
-        del graph
+        hub_labels = _components(graph)
+        members = _single_members(duck, graph)
         targets = _targets(session, duck, now, outcome)
         _merge(session, duck, targets, now, outcome)
         _move_records(session, duck)
-        _move_identities(session, duck)
+        _move_identities(session, duck, graph, hub_labels, members)
         return outcome
     finally:
         duck.close()
@@ -177,10 +191,10 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
 
 
 def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Graph:
-    """Read the store; `seen` (DuckDB) keeps member rows' and events' values, `line_values`
-    the lines' evidence, `identities` each value's member — for the steps after components."""
+    """Read the store; `seen` (DuckDB) keeps member rows' and events' values and `line_values`
+    the lines' evidence, for explaining merges."""
     orders, lines, member_keys, member_rows, events, observations, identities, flagged, recount = (
-        read_for_update(session, (*_SOURCES, _recount(limit)))
+        read_for_update(session, (*_SOURCES, _recount(limit)), reshape={0: _first_lines})
     )
     member_row_ids = _column(member_rows, "row_id")
     line_row_ids = _column(lines, "row_id")
@@ -188,13 +202,13 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Gra
     lines_at = int(member_row_ids.max(initial=0)) + 1
     events_at = lines_at + int(line_row_ids.max(initial=0)) + 1
     records_end = events_at + int(event_row_ids.max(initial=0)) + 1
-    first_line = _first_lines(orders, size=events_at - lines_at)
+    first_line = np.zeros(events_at - lines_at, dtype=np.int64)
+    first_line[_column(orders, "row_id")] = _column(orders, "first")
     del orders
     for name, table in (
         ("member_keys", member_keys),
         ("event_keys", events),
         ("observations", observations),
-        ("identity_rows", identities),
     ):
         duck.register(name, table)
     try:
@@ -204,13 +218,12 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Gra
             JOIN member_keys m ON o.kind = 'member' AND m.key = o.key
             UNION ALL
             SELECT e.row_id + {events_at}, o.identity_id FROM observations o
-            JOIN event_keys e ON o.kind = 'event' AND e.key = o.key;
-            CREATE TABLE identities AS SELECT id, member_id FROM identity_rows"""
+            JOIN event_keys e ON o.kind = 'event' AND e.key = o.key"""
         )
     finally:
-        for name in ("member_keys", "event_keys", "observations", "identity_rows"):
+        for name in ("member_keys", "event_keys", "observations"):
             duck.unregister(name)
-    del member_keys, observations, identities
+    del member_keys, observations
     line_idx = line_row_ids + lines_at
     line_node = first_line[line_row_ids] + lines_at
     del first_line
@@ -220,52 +233,64 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Gra
         "line_values",
         pa.table({"idx": line_idx, **{f"evidence_{n}": e for n, e in enumerate(evidence)}}),
     )
-    seen = duck.execute("SELECT idx, identity_id FROM seen").fetchnumpy()
-    values = np.concatenate([np.asarray(seen["identity_id"], dtype=np.int64), *evidence])
-    event_idx = event_row_ids + events_at
+    seen = duck.execute("SELECT idx::INTEGER AS idx, identity_id::INTEGER AS id FROM seen")
+    edges = seen.fetchnumpy()
+    sources, values = _line_edges(line_node, evidence)
+    sources.insert(0, np.asarray(edges["idx"], dtype=np.int32))
+    values.insert(0, np.asarray(edges["id"], dtype=np.int32))
+    identity_ids = _column(identities, "id")
+    values_end = max(int(v.max(initial=0)) for v in (*values, identity_ids)) + 1
+    owner = np.full(values_end, -1, dtype=np.int64)
+    owner[identity_ids] = _column(identities, "member_id")
     return _Graph(
         records_end=records_end,
-        values_end=int(values.max(initial=0)) + 1,
-        idx=np.concatenate([member_row_ids, line_idx, event_idx]),
-        node=np.concatenate([member_row_ids, line_node, event_idx]),
-        kind_rank=np.concatenate(
-            [
-                np.full(len(member_row_ids), KIND_RANK["member"], dtype=np.int8),
-                np.full(len(line_row_ids), KIND_RANK["order"], dtype=np.int8),
-                np.full(len(event_row_ids), KIND_RANK["event"], dtype=np.int8),
-            ]
-        ),
-        row_id=np.concatenate([member_row_ids, line_row_ids, event_row_ids]),
-        member_id=np.concatenate(
-            [
-                _column(member_rows, "member_id"),
-                _column(lines, "member_id"),
-                _column(events, "member_id"),
-            ]
-        ),
-        sources=np.concatenate([np.asarray(seen["idx"], dtype=np.int64), *[line_node] * 3]),
-        values=values,
+        values_end=len(owner),
+        parts=[
+            _Part(0, 0, member_row_ids, member_row_ids, _column(member_rows, "member_id")),
+            _Part(1, lines_at, line_row_ids, line_node, _column(lines, "member_id")),
+            _Part(
+                2, events_at, event_row_ids, event_row_ids + events_at, _column(events, "member_id")
+            ),
+        ],
+        sources=np.concatenate(sources),
+        values=np.concatenate(values),
+        owner=owner,
         flagged=set(_column(flagged, "id").tolist()),
         polluted=set(_column(recount, "id").tolist()),
     )
 
 
-def _first_lines(orders: pa.Table, *, size: int) -> np.ndarray:
-    """Each order line's order's first line (lowest id), by line id: `orders` comes sorted by
-    order id, so an order is a run of equal order ids."""
-    first = np.zeros(size, dtype=np.int64)
-    if orders.num_rows == 0:
-        return first
+def _line_edges(
+    line_node: np.ndarray, evidence: list[np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The edges (order node, value) the lines carry, as int32 (the graph's index type). Lines
+    come in the member index's order, so an order's lines are neighbours: a value the line
+    before gave the same order already is left out (~3x fewer edges at 10M members)."""
+    sources, values = [], []
+    same_order = np.concatenate([[False], line_node[1:] == line_node[:-1]])
+    for column in evidence:
+        repeated = same_order & np.concatenate([[False], column[1:] == column[:-1]])
+        keep = (column != int(_NO_ID)) & ~repeated
+        sources.append(line_node[keep].astype(np.int32))
+        values.append(column[keep].astype(np.int32))
+    return sources, values
+
+
+def _first_lines(orders: pa.Table) -> pa.Table:
+    """Each order line's order's first line (lowest id): `orders` (a piece of them) comes
+    sorted by order id, so an order is a run of equal order ids."""
     row_ids = _column(orders, "row_id")
-    order_ids = orders.column("order_id")
+    if orders.num_rows == 0:
+        return pa.table({"row_id": row_ids, "first": row_ids})
+    order_ids = orders.column("order_id").combine_chunks()
     starts = np.flatnonzero(
         np.concatenate(
             [[True], pc.not_equal(order_ids[1:], order_ids[:-1]).to_numpy(zero_copy_only=False)]
         )
     )
     lengths = np.diff(np.append(starts, len(row_ids)))
-    first[row_ids] = np.repeat(np.minimum.reduceat(row_ids, starts), lengths)
-    return first
+    first = np.repeat(np.minimum.reduceat(row_ids, starts), lengths)
+    return pa.table({"row_id": row_ids, "first": first})
 
 
 def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, graph: _Graph) -> int:
@@ -280,9 +305,9 @@ def _recount_pollution(session: Session, duck: duckdb.DuckDBPyConnection, graph:
     return len(polluted)
 
 
-def _components(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> None:
-    """Label every record with the first record of its component (`records`), and every
-    identity value with the component its records are in (`hub_labels`).
+def _components(graph: _Graph) -> np.ndarray:
+    """Label every record with the first record of its component (`part.lab`); returns each
+    identity value's component label (≥ `records_end` for a value no record carries cleanly).
 
     The graph: a node per member row, event and whole order (its lines always belong
     together, so the order takes part as its first line, with the values all its lines carry),
@@ -296,10 +321,7 @@ def _components(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> None:
     edges = csr_array(
         (
             np.ones(int(kept.sum()), dtype=np.int8),
-            (
-                graph.sources[kept].astype(np.int32),
-                (graph.values[kept] + records_end).astype(np.int32),
-            ),
+            (graph.sources[kept], graph.values[kept] + np.int32(records_end)),
         ),
         shape=(size, size),
     )
@@ -308,21 +330,48 @@ def _components(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> None:
     del edges
     first = np.full(int(component.max(initial=0)) + 1, size, dtype=np.int64)
     np.minimum.at(first, component[:records_end], np.arange(records_end, dtype=np.int64))
-    records = pa.table(
-        {
-            "idx": graph.idx,
-            "kind_rank": graph.kind_rank,
-            "row_id": graph.row_id,
-            "member_id": graph.member_id,
-            "lab": first[component[graph.node]],
-        }
-    )
-    _create_table(duck, "records", records)
-    hubs = first[component[records_end:]]
-    reached = np.flatnonzero(hubs < records_end)
-    _create_table(
-        duck, "hub_labels", pa.table({"id": reached.astype(np.int64), "lab": hubs[reached]})
-    )
+    for part in graph.parts:
+        part.lab = first[component[part.node]]
+    hubs: np.ndarray = first[component[records_end:]]
+    return hubs
+
+
+def _single_members(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> np.ndarray:
+    """Each component's member when it is simple — one member, who is in no other component,
+    the steady state after imports — else -1. Only the other components' records go to
+    DuckDB (`records`) for the regroup's survivor, merge and split rules."""
+    labs = np.concatenate([part.lab for part in graph.parts if part.lab is not None])
+    members = np.concatenate([part.member_id for part in graph.parts])
+    lowest = np.full(graph.records_end, np.iinfo(np.int64).max, dtype=np.int64)
+    highest = np.full(graph.records_end, -1, dtype=np.int64)
+    np.minimum.at(lowest, labs, members)
+    np.maximum.at(highest, labs, members)
+    members_end = int(members.max(initial=0)) + 1
+    first_lab = np.full(members_end, np.iinfo(np.int64).max, dtype=np.int64)
+    last_lab = np.full(members_end, -1, dtype=np.int64)
+    np.minimum.at(first_lab, members, labs)
+    np.maximum.at(last_lab, members, labs)
+    tangled = (highest >= 0) & (lowest != highest)
+    split = first_lab != last_lab
+    tangled[labs[split[members]]] = True
+    del labs, members
+    rows = []
+    for part in graph.parts:
+        assert part.lab is not None
+        mine = tangled[part.lab]
+        rows.append(
+            pa.table(
+                {
+                    "idx": part.row_id[mine] + part.offset,
+                    "kind_rank": np.full(int(mine.sum()), part.kind_rank, dtype=np.int8),
+                    "row_id": part.row_id[mine],
+                    "member_id": part.member_id[mine],
+                    "lab": part.lab[mine],
+                }
+            )
+        )
+    _create_table(duck, "records", pa.concat_tables(rows))
+    return np.where(tangled | (highest < 0), -1, lowest)
 
 
 def _create_table(duck: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
@@ -492,13 +541,22 @@ def _move_records(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
             connection.execute(statement, rows)
 
 
-def _move_identities(session: Session, duck: duckdb.DuckDBPyConnection) -> None:
+def _move_identities(
+    session: Session,
+    duck: duckdb.DuckDBPyConnection,
+    graph: _Graph,
+    hub_labels: np.ndarray,
+    members: np.ndarray,
+) -> None:
     """Clean values follow their component; merges already moved whole members' values."""
-    rows = duck.execute(
-        """SELECT i.id, t.target FROM identities i JOIN hub_labels h USING (id)
-        JOIN targets t ON t.comp = h.lab WHERE i.member_id <> t.target ORDER BY i.id"""
-    ).fetchall()
-    wanted = {identity_id: target for identity_id, target in rows}
+    reached = np.flatnonzero((hub_labels < graph.records_end) & (graph.owner >= 0))
+    target = members[hub_labels[reached]]
+    chosen = dict(duck.execute("SELECT comp, target FROM targets").fetchall())
+    if chosen:  # the tangled components' survivors, decided in DuckDB
+        tangled = np.flatnonzero(target < 0)
+        target[tangled] = [chosen[int(lab)] for lab in hub_labels[reached[tangled]]]
+    differs = graph.owner[reached] != target
+    wanted = dict(zip(reached[differs].tolist(), target[differs].tolist(), strict=True))
     owners = _identity_owners(session, wanted)
     changed = [
         {"iid": identity_id, "mid": target}
