@@ -141,8 +141,10 @@ class _Part:
 
 @dataclass
 class _Graph:
-    """The records, the edges node → identity id (`sources`, `values`), each value's current
-    member (`owner`, -1 for none) and the pollution flags as stored and as recounted."""
+    """The records, the edges node → identity id (`sources`, `values`: first the `observed`
+    values of member rows and events, then the lines'), the lines' `evidence` columns, each
+    value's current member (`owner`, -1 for none) and the pollution flags as stored and as
+    recounted."""
 
     records_end: int
     values_end: int
@@ -150,6 +152,8 @@ class _Graph:
     sources: np.ndarray
     values: np.ndarray
     owner: np.ndarray
+    observed: int
+    evidence: list[np.ndarray]
     flagged: set[int]
     polluted: set[int]
 
@@ -191,8 +195,8 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
 
 
 def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Graph:
-    """Read the store; `seen` (DuckDB) keeps member rows' and events' values and `line_values`
-    the lines' evidence, for explaining merges."""
+    """Read the store into arrays; member rows' and events' values come from their
+    observations, joined by record key in DuckDB."""
     orders, lines, member_keys, member_rows, events, observations, identities, flagged, recount = (
         read_for_update(session, (*_SOURCES, _recount(limit)), reshape={0: _first_lines})
     )
@@ -212,32 +216,23 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Gra
     ):
         duck.register(name, table)
     try:
-        duck.execute(
-            f"""CREATE TABLE seen AS
-            SELECT m.row_id AS idx, o.identity_id FROM observations o
-            JOIN member_keys m ON o.kind = 'member' AND m.key = o.key
+        seen = duck.execute(
+            f"""SELECT m.row_id::INTEGER AS idx, o.identity_id::INTEGER AS id
+            FROM observations o JOIN member_keys m ON o.kind = 'member' AND m.key = o.key
             UNION ALL
-            SELECT e.row_id + {events_at}, o.identity_id FROM observations o
-            JOIN event_keys e ON o.kind = 'event' AND e.key = o.key"""
-        )
+            SELECT (e.row_id + {events_at})::INTEGER, o.identity_id::INTEGER
+            FROM observations o JOIN event_keys e ON o.kind = 'event' AND e.key = o.key"""
+        ).fetchnumpy()
     finally:
         for name in ("member_keys", "event_keys", "observations"):
             duck.unregister(name)
     del member_keys, observations
-    line_idx = line_row_ids + lines_at
     line_node = first_line[line_row_ids] + lines_at
     del first_line
     evidence = [_column(lines, f"evidence_{n}") for n in range(3)]
-    _create_table(
-        duck,
-        "line_values",
-        pa.table({"idx": line_idx, **{f"evidence_{n}": e for n, e in enumerate(evidence)}}),
-    )
-    seen = duck.execute("SELECT idx::INTEGER AS idx, identity_id::INTEGER AS id FROM seen")
-    edges = seen.fetchnumpy()
     sources, values = _line_edges(line_node, evidence)
-    sources.insert(0, np.asarray(edges["idx"], dtype=np.int32))
-    values.insert(0, np.asarray(edges["id"], dtype=np.int32))
+    sources.insert(0, np.asarray(seen["idx"], dtype=np.int32))
+    values.insert(0, np.asarray(seen["id"], dtype=np.int32))
     identity_ids = _column(identities, "id")
     values_end = max(int(v.max(initial=0)) for v in (*values, identity_ids)) + 1
     owner = np.full(values_end, -1, dtype=np.int64)
@@ -255,6 +250,8 @@ def _load(session: Session, duck: duckdb.DuckDBPyConnection, limit: int) -> _Gra
         sources=np.concatenate(sources),
         values=np.concatenate(values),
         owner=owner,
+        observed=len(seen["idx"]),
+        evidence=evidence,
         flagged=set(_column(flagged, "id").tolist()),
         polluted=set(_column(recount, "id").tolist()),
     )
@@ -371,6 +368,30 @@ def _single_members(duck: duckdb.DuckDBPyConnection, graph: _Graph) -> np.ndarra
             )
         )
     _create_table(duck, "records", pa.concat_tables(rows))
+    # Their values, for explaining merges: observed ones, and the lines' evidence columns.
+    held = np.zeros(graph.records_end, dtype=bool)
+    for part in graph.parts:
+        assert part.lab is not None
+        held[part.row_id[tangled[part.lab]] + part.offset] = True
+    observed = graph.sources[: graph.observed]
+    mine = held[observed]
+    _create_table(
+        duck,
+        "seen",
+        pa.table(
+            {
+                "idx": observed[mine].astype(np.int64),
+                "identity_id": graph.values[: graph.observed][mine].astype(np.int64),
+            }
+        ),
+    )
+    lines = graph.parts[KIND_RANK["order"]]
+    assert lines.lab is not None
+    mine = tangled[lines.lab]
+    columns = {f"evidence_{n}": column[mine] for n, column in enumerate(graph.evidence)}
+    _create_table(
+        duck, "line_values", pa.table({"idx": lines.row_id[mine] + lines.offset, **columns})
+    )
     return np.where(tangled | (highest < 0), -1, lowest)
 
 
