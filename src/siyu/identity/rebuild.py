@@ -3,20 +3,27 @@
 Same rules and same result as `regroup(member_ids=None, recompute_pollution=True)` (docs/oneid.md
 rule 6), computed in bulk instead of per record in Python:
 
-1. Member rows, order lines (with their evidence columns), events, observations and identities
-   are copied out of the store with one scan each (`siyu.store_copy.read_for_update`: on an
-   SQLite file, read straight into Arrow by ADBC on two cores while the session holds the
-   write lock; elsewhere CSV built by the store) into a private in-memory DuckDB, not the
-   warehouse. Only integers and the keys that join observations to records are copied; the
-   few records a merge must explain are named from the store afterwards.
-2. Pollution is recounted with one GROUP BY over `identity_member_nos`, in the store.
+1. Reading (`siyu.store_copy.read_for_update`). On an SQLite file the session takes the write
+   lock, then read-only ADBC connections read covering indexes straight into Arrow, four
+   pieces at a time: the orders' (order_id, line_no) index in its order (an order is a run of
+   equal ids, so each line's first line comes without hashing order ids), the lines' member
+   index (which holds their three evidence ids, migration core_0005), member rows' key and
+   member indexes, observations by identity, identities by member, the flagged values'
+   partial index, and the pollution recount (one GROUP BY over `identity_member_nos`'s
+   primary key). The rows themselves are ~4x wider than these indexes: at 10M members the
+   store (~25 GB) outgrows memory, and reading rows was the rebuild's cost. Elsewhere
+   (PostgreSQL) the same columns come as CSV through `copy_rows`. Only integers and the keys
+   that join observations to records are read; the few records a merge must explain are
+   named from the store afterwards.
+2. Pollution flags that flip are written; polluted values leave the graph.
 3. Components: a graph of nodes (a member row, an event or a whole order: its lines always
    belong together) and clean identity values, an edge for each value a node carries, handed
    to scipy's connected components (C, linear). A component's label is its first record.
-4. Survivor choice is the regroup's greedy rule (components in order of their lowest member
-   id; each takes its lowest member id not taken by an earlier component). A component whose
-   lowest member id belongs to it alone takes it without looking at any other component, so
-   Python only walks the components whose lowest member id is shared (splits) — few.
+4. A component with one member who is in no other component (the steady state after
+   imports) keeps that member: numpy decides it for all of them at once. Only the others'
+   records go to DuckDB, where survivor choice is the regroup's greedy rule (components in
+   order of their lowest member id; each takes its lowest member id not taken by an earlier
+   component; Python walks only the components whose lowest member id is shared — splits).
 5. Only the changes are written back: flipped pollution flags, merges (with history, through
    `merge_members`), copied members for splits, then the record and identity rows whose member
    differs, one executemany per table.
