@@ -226,7 +226,7 @@ def read_for_update(
     sources: Sequence[Source],
     *,
     reshape: Mapping[int, Callable[[pa.Table], pa.Table]] | None = None,
-    workers: int = 4,
+    workers: int = 8,
 ) -> list[pa.Table]:
     """Each whole source as one Arrow table, as the session's transaction sees it, leaving the
     session holding the store's write lock on SQLite. A source with `order_by` comes in that
@@ -234,8 +234,9 @@ def read_for_update(
 
     On an SQLite file whose session has nothing pending, `BEGIN IMMEDIATE` takes the write lock
     first; read-only ADBC connections then read the file into Arrow, `workers` reads at a time
-    (the driver releases the GIL; four, not two, on two cores: a store larger than memory keeps
-    readers waiting on the disk — 10M members: 27-29 s with four, 34 s with two), a source
+    (the driver releases the GIL; eight on two cores: a store larger than memory keeps readers
+    waiting on the disk, and more of them keep it busier — 10M members, nothing cached: 47-51 s
+    with eight, 56-73 s with four; all cached: 23 s), a source
     with `ranges` in pieces of about `RANGE` rows (its
     `ranges` column must be NOT NULL). The driver types a column by its first rows, so every
     column's SQL there must be non-NULL too (coalesce it). Elsewhere each source goes through
