@@ -12,8 +12,8 @@ costs 1-3 µs a row and a datetime or Decimal object per field, the bulk of eith
 `read_for_update` reads several whole tables for a caller that then writes what it decided
 (the full OneID rebuild). On an SQLite file the session first takes the write lock, so no other
 writer can commit until it ends and a second connection reads exactly what the session would;
-ADBC connections then read the file straight into Arrow, two ranges of rows at a time on two
-cores, ~3-5x faster than the CSV path (which it falls back to elsewhere).
+ADBC connections then read the file straight into Arrow, several pieces of a table at a time,
+~3-5x faster than the CSV path (which it falls back to elsewhere).
 
 Instants leave the store as naive UTC text (how SQLite keeps them; PostgreSQL converts with
 `AT TIME ZONE 'UTC'`), so a TIMESTAMP column here is UTC. With a `limit`, the rows are the
@@ -62,8 +62,8 @@ class Source:
     columns: Sequence[Column]
     where: str = "TRUE"
     key: str = "id"
-    # `read_for_update` only: the order rows come in (of columns copied), and an integer column
-    # (ideally an index's first) whose ranges cut the read in pieces (None: one piece)
+    # `read_for_update` only: the order rows come in (of columns copied), and a NOT NULL column
+    # (ideally an index's first) whose values cut the read in pieces (None: one piece)
     order_by: str | None = None
     ranges: str | None = None
 
@@ -236,10 +236,9 @@ def read_for_update(
     first; read-only ADBC connections then read the file into Arrow, `workers` reads at a time
     (the driver releases the GIL; eight on two cores: a store larger than memory keeps readers
     waiting on the disk, and more of them keep it busier — 10M members, nothing cached: 47-51 s
-    with eight, 56-73 s with four; all cached: 23 s), a source
-    with `ranges` in pieces of about `RANGE` rows (its
-    `ranges` column must be NOT NULL). The driver types a column by its first rows, so every
-    column's SQL there must be non-NULL too (coalesce it). Elsewhere each source goes through
+    with eight, 56-73 s with four; all cached: 23 s), a source with `ranges` in pieces of about
+    `RANGE` rows. The driver types a column by its first rows, so every column's SQL there must
+    be non-NULL (coalesce it). Elsewhere each source goes through
     `copy_rows` into a scratch DuckDB. `reshape[n]` maps each piece of source n as it is read
     (on the reading thread), so work per piece overlaps the reads."""
     shapes = reshape or {}
@@ -252,16 +251,20 @@ def read_for_update(
         for number, source in enumerate(sources)
         for piece, bounds in enumerate(_pieces(session, source))
     ]
-    pieces: dict[tuple[int, int], pa.Table] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = pool.map(
-            lambda read: shapes.get(read[0], _same)(_adbc_read(path, sources[read[0]], *read[2])),
-            reads,
+        tables = list(
+            pool.map(
+                lambda read: shapes.get(read[0], _same)(
+                    _adbc_read(path, sources[read[0]], *read[2])
+                ),
+                reads,
+            )
         )
-        for (number, piece, _), table in zip(reads, done, strict=True):
-            pieces[(number, piece)] = table
+    # `reads` (and so `tables`) go source by source, each source's pieces in order.
     return [
-        pa.concat_tables([pieces[key] for key in sorted(k for k in pieces if k[0] == number)])
+        pa.concat_tables(
+            [table for (n, _, _), table in zip(reads, tables, strict=True) if n == number]
+        )
         for number in range(len(sources))
     ]
 
@@ -340,11 +343,10 @@ def _adbc_read(path: Path, source: Source, low: Bound, high: Bound) -> pa.Table:
     import adbc_driver_sqlite.dbapi as adbc  # only this path needs the driver
 
     fields = ", ".join(f"{c.expression} AS {c.name}" for c in source.columns)
-    cut = "".join(
-        f" AND {source.ranges} {operator} {_sql_literal(bound)}"
-        for operator, bound in ((">=", low), ("<", high))
-        if bound is not None
-    )
+    bounds = [
+        (operator, bound) for operator, bound in ((">=", low), ("<", high)) if bound is not None
+    ]
+    cut = "".join(f" AND {source.ranges} {operator} ?" for operator, _ in bounds)
     order = f" ORDER BY {source.order_by}" if source.order_by else ""
     sql = f"SELECT {fields} FROM {source.table} WHERE ({source.where}){cut}{order}"
     with adbc.connect(f"{path.as_uri()}?mode=ro") as connection:
@@ -355,13 +357,7 @@ def _adbc_read(path: Path, source: Source, low: Bound, high: Bound) -> pa.Table:
             cursor.fetchall()
             # Arrow batches of 64k rows, not the driver's 1k: fewer chunks for every later step.
             cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "65536"})
-            cursor.execute(sql)
+            cursor.execute(sql, [bound for _, bound in bounds] or None)
             return cursor.fetch_arrow_table()
         finally:
             cursor.close()
-
-
-def _sql_literal(value: Bound) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"

@@ -62,7 +62,7 @@ from siyu.identity.regroup import (
 from siyu.store_copy import Column, Source, read_for_update
 
 KIND_RANK = {"member": 0, "order": 1, "event": 2}
-_NO_ID = "0"  # an order line's evidence column without a value (ids start at 1)
+_NO_ID = 0  # an order line's evidence column without a value (ids start at 1)
 _ROW_ID = Column("row_id", "BIGINT", "id")
 # What the rebuild reads, each (on SQLite) from an index that holds it: the rows themselves
 # are ~4x wider (ADR 0006).
@@ -192,11 +192,6 @@ def rebuild_all(session: Session, *, now: datetime, max_member_nos: int) -> Regr
         scratch.cleanup()
 
 
-def _scalar(duck: duckdb.DuckDBPyConnection, sql: str) -> int:
-    rows = duck.execute(sql).fetchall()
-    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
-
-
 def _column(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(table.column(name).to_numpy(), dtype=np.int64)
 
@@ -274,7 +269,7 @@ def _line_edges(
     same_order = np.concatenate([[False], line_node[1:] == line_node[:-1]])
     for column in evidence:
         repeated = same_order & np.concatenate([[False], column[1:] == column[:-1]])
-        keep = (column != int(_NO_ID)) & ~repeated
+        keep = (column != _NO_ID) & ~repeated
         sources.append(line_node[keep].astype(np.int32))
         values.append(column[keep].astype(np.int32))
     return sources, values
